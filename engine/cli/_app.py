@@ -1,0 +1,63 @@
+"""The click group and the mapping from mapsync errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from mapsync import __version__
+from mapsync.errors import MapsyncError, SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_PENDING = 0, 1, 2, 3
+
+
+class MapsyncGroup(click.Group):
+    """Turns every MapsyncError into one clear message and its exit code (no traceback unless --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MapsyncError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}" if not isinstance(exc, SpecError) else str(exc), err=True)
+            ctx.exit(EXIT_INVALID if isinstance(exc, SpecError) else EXIT_FAILED)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=MapsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mapsync")
+@click.option("--config", "config_path", envvar="MAPSYNC_CONFIG", type=click.Path(dir_okay=False),
+              help="The workspace config (default: ./mapsync.yaml).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """mapsync: declarative two-way sync between business systems."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["debug"] = debug
+
+
+def _register_commands() -> None:
+    # Each command module adds itself to `cli` on import.
+    from mapsync.cli import commands  # noqa: F401
+
+
+def main() -> None:
+    _register_commands()
+    try:
+        cli(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug: say so in one line unless --debug asked for the traceback
+        if "--debug" in sys.argv:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
+        sys.exit(EXIT_FAILED)
