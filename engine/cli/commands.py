@@ -1,3 +1,5 @@
 """Imports every command module so each registers itself on the group."""
 
 from __future__ import annotations
+
+from mapsync.cli import docs_cmd, test_cmd, validate_cmd  # noqa: F401

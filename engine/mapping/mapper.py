@@ -1,0 +1,207 @@
+"""A compiled dataflow mapping: project records of both sides to canonical values, and back.
+
+Everything is compiled once per dataflow (expressions, getters, converters); the per-record work is
+a loop over prepared callables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from mapsync.errors import MappingError
+from mapsync.mapping.paths import Getter, get_path, make_getter, set_path, split
+from mapsync.mapping.types import Coerce, canonical_converter, source_converter
+from mapsync.spec.entities import property_schema
+from mapsync.spec.model import DataflowSpec, Row
+
+Values = dict[str, Any]
+
+
+class LinkLookup(Protocol):
+    """Translates ids through another dataflow's links (for reference rows)."""
+
+    def to_target(self, dataflow: str, source_id: str) -> str | None: ...
+
+    def to_source(self, dataflow: str, target_id: str) -> str | None: ...
+
+
+class UnresolvedReference(MappingError):
+    """A reference whose record is not linked yet: the record waits, it is never written with a guess."""
+
+    def __init__(self, prop: str, dataflow: str, record_id: str) -> None:
+        self.dataflow = dataflow
+        self.record_id = record_id
+        super().__init__(f"{record_id!r} is not linked yet in dataflow {dataflow!r}", prop=prop, value=record_id)
+
+
+class DictLinks:
+    """Links held in memory: {dataflow: {source id: target id}} (examples, tests)."""
+
+    def __init__(self, links: Mapping[str, Mapping[str, str]]) -> None:
+        self.forward = {name: dict(pairs) for name, pairs in links.items()}
+        self.backward = {name: {t: s for s, t in pairs.items()} for name, pairs in links.items()}
+
+    def to_target(self, dataflow: str, source_id: str) -> str | None:
+        return self.forward.get(dataflow, {}).get(source_id)
+
+    def to_source(self, dataflow: str, target_id: str) -> str | None:
+        return self.backward.get(dataflow, {}).get(target_id)
+
+
+@dataclass(frozen=True)
+class CompiledRow:
+    row: Row
+    target_parts: tuple[str, ...]
+    read_source: Getter
+    read_target: Getter
+    canonical: Coerce
+    back: tuple[tuple[tuple[str, ...], Getter, Coerce], ...]  # (source path, getter on target, to source repr)
+
+
+class Mapper:
+    """Forward (source -> canonical target values) and backward (target -> source values) for a dataflow."""
+
+    def __init__(self, spec: DataflowSpec) -> None:
+        self.spec = spec
+        self.zone = ZoneInfo(spec.timezone)
+        self.rows = [self._compile(row) for row in spec.rows]
+        self.targets = [r.row.target for r in self.rows]
+        self._plain_forward = [(r.row.target, r.read_source, r.canonical, r.row) for r in self.rows]
+
+    def _compile(self, row: Row) -> CompiledRow:
+        canonical = canonical_converter(row.type, self.zone)
+        back: tuple[tuple[tuple[str, ...], Getter, Coerce], ...]
+        if row.source_path is not None:
+            prop = property_schema(self.spec.source_schema, row.source_path) or {}
+            to_source = source_converter(row.type, prop, self.zone)
+            back = ((split(row.source_path), make_getter(row.target), _chain(canonical, to_source)),)
+        else:
+            back = tuple(
+                (split(path), make_getter(expression),
+                 source_converter(_loose_type(self.spec, path), property_schema(self.spec.source_schema, path) or {},
+                                  self.zone))
+                for path, expression in row.reverse)
+        return CompiledRow(row, split(row.target), make_getter(row.source), make_getter(row.target), canonical, back)
+
+    # -- forward ------------------------------------------------------------------------------------
+
+    def project_source(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> Values:
+        """The canonical value of every row, computed from a source record (references translated)."""
+        out: Values = {}
+        for target, read, canonical, row in self._plain_forward:
+            try:
+                value = canonical(read(record))
+            except MappingError as exc:
+                raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=row.source, value=exc.value) from None
+            if row.type == "reference" and value is not None:
+                value = self._to_target_id(row, value, links)
+            out[target] = value
+        return out
+
+    def _to_target_id(self, row: Row, source_id: str, links: LinkLookup | None) -> str:
+        target_id = links.to_target(row.dataflow or "", source_id) if links else None
+        if target_id is None:
+            raise UnresolvedReference(row.source, row.dataflow or "", source_id)
+        return target_id
+
+    def project_target(self, record: Mapping[str, Any]) -> Values:
+        """The canonical value of every row, read from a target record."""
+        out: Values = {}
+        for compiled in self.rows:
+            try:
+                out[compiled.row.target] = compiled.canonical(compiled.read_target(record))
+            except MappingError as exc:
+                raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=compiled.row.target,
+                                   value=exc.value) from None
+        return out
+
+    def target_record(self, values: Values, *, with_constants: bool = True) -> dict[str, Any]:
+        """A target record (nested) holding `values` and the dataflow's constants."""
+        record: dict[str, Any] = {}
+        if with_constants:
+            for key, value in self.spec.constants.items():
+                set_path(record, split(key), value)
+        for compiled in self.rows:
+            if compiled.row.target in values:
+                set_path(record, compiled.target_parts, values[compiled.row.target])
+        return record
+
+    def target_patch(self, changes: Values, current: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Top-level properties to send for `changes`; a nested object is sent whole, merged with `current`."""
+        patch: dict[str, Any] = {}
+        for compiled in self.rows:
+            path = compiled.row.target
+            if path not in changes:
+                continue
+            top = compiled.target_parts[0]
+            if len(compiled.target_parts) > 1 and top not in patch:
+                existing = (current or {}).get(top)
+                patch[top] = _deep_copy(existing) if isinstance(existing, dict) else {}
+            set_path(patch, compiled.target_parts, changes[path])
+        return patch
+
+    def forward(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
+        """A whole target record for a source record: what a create sends."""
+        return self.target_record(self.project_source(record, links))
+
+    # -- backward -----------------------------------------------------------------------------------
+
+    def source_changes(self, target_record: Mapping[str, Any], rows: set[str] | None = None,
+                       links: LinkLookup | None = None) -> dict[str, Any]:
+        """Source field values for the given rows (all that flow back when None), read from a target record."""
+        out: dict[str, Any] = {}
+        for compiled in self.rows:
+            row = compiled.row
+            if not row.flows_back or (rows is not None and row.target not in rows):
+                continue
+            for parts, read, convert in compiled.back:
+                try:
+                    value = read(target_record)
+                    if row.type == "reference":
+                        value = self._to_source_id(row, compiled.canonical(value), links)
+                    value = convert(value)
+                except MappingError as exc:
+                    raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=row.target,
+                                       value=exc.value) from None
+                set_path(out, parts, value)
+        return out
+
+    def _to_source_id(self, row: Row, target_id: str | None, links: LinkLookup | None) -> str | None:
+        if target_id is None:
+            return None
+        source_id = links.to_source(row.dataflow or "", target_id) if links else None
+        if source_id is None:
+            raise UnresolvedReference(row.target, row.dataflow or "", target_id)
+        return source_id
+
+    def backward(self, target_record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
+        return self.source_changes(target_record, None, links)
+
+    # -- which records belong here ------------------------------------------------------------------
+
+    def owns_target(self, record: Mapping[str, Any]) -> bool:
+        """Whether a target record belongs to this dataflow: it carries every constant (e.g. kind)."""
+        return all(get_path(record, split(k)) == v for k, v in self.spec.constants.items())
+
+
+def _chain(first: Coerce, second: Coerce) -> Coerce:
+    return lambda value: second(first(value))
+
+
+def _loose_type(spec: DataflowSpec, source_path: str) -> str:
+    """The row type to use when writing a computed row's reverse value into a source field."""
+    prop = property_schema(spec.source_schema, source_path) or {}
+    kind = prop.get("type")
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    if "string" in kinds and prop.get("format") == "date-time":
+        return "datetime"
+    return "string" if "string" in kinds else "integer" if "integer" in kinds else "boolean"
+
+
+def _deep_copy(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in value.items()}
+
+
