@@ -53,6 +53,8 @@ def load_document(path: Path, display: str | None = None) -> tuple[Document | No
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [SpecError(f"cannot read file: {exc.strerror}", Location(name))]
+    except UnicodeDecodeError as exc:
+        return None, [SpecError(f"cannot read file: not UTF-8 (byte {exc.start})", Location(name))]
     return parse_document(text, name)
 
 

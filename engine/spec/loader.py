@@ -93,14 +93,15 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
 
 
 def _check_state(doc: Document, data: dict[str, Any], root: Path, errors: list[SpecError]) -> str:
-    from mapsync.state import known_schemes
+    from mapsync.state import STORES
 
+    known_schemes = sorted(STORES)
     url = data.get("state", DEFAULT_STATE)
     if not isinstance(url, str):
         return DEFAULT_STATE
     scheme = url.split(":", 1)[0]
-    if scheme not in known_schemes():
-        errors.append(doc.error(("state",), f"unknown state store {scheme!r} (known: {', '.join(known_schemes())})"))
+    if scheme not in known_schemes:
+        errors.append(doc.error(("state",), f"unknown state store {scheme!r} (known: {', '.join(known_schemes)})"))
         return url
     if scheme == "sqlite" and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rest = url[len("sqlite:///"):]
@@ -395,7 +396,8 @@ def _schema_errors(doc: Document, schema: dict[str, Any], base: KeyPath = (), da
 def _explain(doc: Document, base: KeyPath, error: jsonschema.ValidationError) -> list[SpecError]:
     path: KeyPath = (*base, *error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        allowed = sorted(schema.get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return [doc.error((*path, key), f"unknown key {key!r}{hint}") for key in extra]

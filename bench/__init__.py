@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): run `python -m bench.<name>`; results go to docs/performance.md."""

@@ -1,0 +1,278 @@
+"""The executor: performs actions through the connectors with bounded concurrency, and records each
+outcome in the state store on the calling thread (the store is never touched from a worker)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mapsync.connectors.base import Connector
+from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError
+from mapsync.mapping.mapper import Mapper, UnresolvedReference
+from mapsync.spec.model import DataflowSpec
+from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, StateStore
+from mapsync.sync.actions import Action
+from mapsync.sync.lookup import StoreLinks
+from mapsync.sync.planner import chunked, modified_of
+
+NEEDS_REQUEST = frozenset({"create", "update", "link", "delete"})
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Outcome:
+    action: Action
+    source_result: dict[str, Any] | None = None
+    target_result: dict[str, Any] | None = None
+    error: MapsyncError | None = None
+
+
+@dataclass
+class Prepared:
+    """What the main thread works out before a request goes to a worker (it may need the store)."""
+
+    action: Action
+    idempotency_key: str = ""
+    target_body: dict[str, Any] | None = None
+    source_body: dict[str, Any] | None = None
+
+
+class Executor:
+    def __init__(self, spec: DataflowSpec, mapper: Mapper, *, source: Connector, target: Connector,
+                 store: StateStore, links: StoreLinks, workers: int,
+                 on_outcome: Callable[[Outcome], None]) -> None:
+        self.spec = spec
+        self.mapper = mapper
+        self.source = source
+        self.target = target
+        self.store = store
+        self.links = links
+        self.workers = max(1, workers)
+        self.on_outcome = on_outcome
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self, actions: Iterable[Action]) -> None:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix=f"mapsync-{self.spec.name}") as pool:
+            inflight: set[Future[Outcome]] = set()
+            for batch in chunked(actions, self.workers * 4):
+                prepared = self._prepare_batch(batch)
+                for item in prepared:
+                    if isinstance(item, Outcome):
+                        self._finish(item)
+                        continue
+                    while len(inflight) >= self.workers * 2:
+                        self._drain(inflight, block=True)
+                    inflight.add(pool.submit(self._perform, item))
+                self._drain(inflight, block=False)
+            while inflight:
+                self._drain(inflight, block=True)
+
+    def _drain(self, inflight: set[Future[Outcome]], *, block: bool) -> None:
+        done, _ = wait(inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        if not done:
+            return
+        inflight.difference_update(done)
+        with self.store.transaction():
+            for future in done:
+                self._finish(future.result())
+
+    # -- before the request: pending creates, bodies ------------------------------------------------
+
+    def _prepare_batch(self, batch: list[Action]) -> list[Prepared | Outcome]:
+        # Pending creates are committed before any of their requests is sent: that is what makes a
+        # crash or a timeout harmless (the rerun sends the same idempotency key / Id again).
+        out: list[Prepared | Outcome] = []
+        with self.store.transaction():
+            for action in batch:
+                if action.kind not in NEEDS_REQUEST and not action.writes:
+                    out.append(Outcome(action))
+                    continue
+                try:
+                    out.append(self._prepare(action))
+                except MapsyncError as exc:
+                    out.append(Outcome(action, error=exc))
+        return out
+
+    def _prepare(self, action: Action) -> Prepared:
+        prepared = Prepared(action)
+        if action.kind == "create":
+            side = action.side
+            record_id = action.source_id if side == "target" else action.target_id
+            prepared.idempotency_key = self._pending_key(side, record_id or "")
+            if side == "target":
+                prepared.target_body = self.mapper.target_record(action.source_values)
+            else:
+                body = self.mapper.backward(action.target_record or {}, self.links)
+                key_field = str(self.spec.source_schema.get("x-key", "id"))
+                body[key_field] = prepared.idempotency_key
+                prepared.source_body = body
+        elif action.source_changes:
+            prepared.source_body = self.mapper.source_changes(action.target_record or {},
+                                                              set(action.source_changes), self.links)
+        return prepared
+
+    def _pending_key(self, side: str, record_id: str) -> str:
+        pending = self.store.get_pending(self.spec.name, side, record_id)
+        if pending is None:
+            pending = PendingCreate(self.spec.name, side, record_id, _new_key(self.spec.name), now())
+            self.store.add_pending(pending)
+        return pending.idempotency_key
+
+    # -- the request (worker thread) ----------------------------------------------------------------
+
+    def _perform(self, prepared: Prepared) -> Outcome:
+        action = prepared.action
+        outcome = Outcome(action)
+        try:
+            if action.kind == "create" and action.side == "target":
+                outcome.target_result = self.target.create(self.spec.target.entity, prepared.target_body or {},
+                                                           idempotency_key=prepared.idempotency_key)
+            elif action.kind == "create":
+                outcome.source_result = self.source.create(self.spec.source.entity, prepared.source_body or {},
+                                                           idempotency_key=prepared.idempotency_key)
+            elif action.kind == "delete":
+                self._delete(action)
+            else:
+                if action.target_changes:
+                    outcome.target_result = self._update_target(action)
+                if prepared.source_body:
+                    outcome.source_result = self._update_source(action, prepared.source_body)
+        except MapsyncError as exc:
+            outcome.error = exc
+        return outcome
+
+    def _update_target(self, action: Action) -> dict[str, Any]:
+        entity, target_id = self.spec.target.entity, action.target_id or ""
+        current = action.target_record or self._read(self.target, entity, target_id)
+        patch = self.mapper.target_patch({p: new for p, (_, new) in action.target_changes.items()}, current)
+        return self.target.update(entity, target_id, patch, current=current)
+
+    def _update_source(self, action: Action, body: dict[str, Any]) -> dict[str, Any]:
+        entity, source_id = self.spec.source.entity, action.source_id or ""
+        current = action.source_record or self._read(self.source, entity, source_id)
+        return self.source.update(entity, source_id, body, current=current)
+
+    def _read(self, connector: Connector, entity: str, record_id: str) -> dict[str, Any]:
+        record = connector.read(entity, record_id)
+        if record is None:
+            raise NotFoundError(f"{entity} {record_id} no longer exists", connection=connector.name)
+        return record
+
+    def _delete(self, action: Action) -> None:
+        if action.side == "target":
+            self.target.delete(self.spec.target.entity, action.target_id or "")
+        else:
+            self.source.delete(self.spec.source.entity, action.source_id or "")
+
+    # -- after the request (main thread) ------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome) -> None:
+        action = outcome.action
+        if outcome.error is not None:
+            self._dead_letter(action, outcome.error)
+        elif action.kind == "create":
+            self._record_create(outcome)
+        elif action.kind in {"update", "link", "refresh", "conflict"}:
+            self._record_pair(outcome)
+        elif action.kind in {"delete", "unlink"}:
+            self.store.delete_link(self.spec.name, action.source_id or "")
+            self.store.remove_conflicts(self.spec.name, action.source_id or "")
+            if action.target_id:
+                self.links.forget(self.spec.name, action.source_id or "", action.target_id)
+        elif action.kind in {"defer", "fail", "ambiguous"}:
+            self._dead_letter(action, None)
+        elif action.kind == "drop":
+            self.store.remove_dead_letter(self.spec.name, "target", action.source_id or "")
+            self.store.remove_pending(self.spec.name, "target", action.source_id or "")
+        self.on_outcome(outcome)
+
+    def _record_create(self, outcome: Outcome) -> None:
+        action = outcome.action
+        if action.side == "target":
+            result = outcome.target_result or {}
+            target_id = str(result.get(str(self.spec.target_schema.get("x-key", "id"))))
+            link = Link(self.spec.name, action.source_id or "", target_id, source_values=action.source_values,
+                        target_values=self._project_target(result, action.source_values),
+                        source_version=action.source_modified, target_version=modified_of(self.spec.target_schema,
+                                                                                           result),
+                        updated_at=now())
+            pending_id = action.source_id or ""
+        else:
+            result = outcome.source_result or {}
+            source_id = str(result.get(str(self.spec.source_schema.get("x-key", "id"))))
+            link = Link(self.spec.name, source_id, action.target_id or "",
+                        source_values=self._project_source(result, action.target_values),
+                        target_values=action.target_values, source_version=modified_of(self.spec.source_schema, result),
+                        target_version=modified_of(self.spec.target_schema, action.target_record), updated_at=now())
+            pending_id = action.target_id or ""
+        outcome.action.target_id = link.target_id
+        outcome.action.source_id = link.source_id
+        self.store.put_link(link)
+        self.store.remove_pending(self.spec.name, action.side, pending_id)
+        self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+
+    def _record_pair(self, outcome: Outcome) -> None:
+        action = outcome.action
+        old = action.link
+        assert old is not None, "a pair action always carries its link"
+        source_values = (self._project_source(outcome.source_result, action.source_values)
+                         if outcome.source_result else dict(action.source_values))
+        target_values = (self._project_target(outcome.target_result, action.target_values)
+                         if outcome.target_result else dict(action.target_values))
+        manual = [c for c in action.conflicts if c.resolution == "manual"]
+        if manual and old.source_values:
+            # Both sides keep their value and the link keeps the old base, so the conflict stays visible
+            # (and is never silently settled) until a person resolves it.
+            for conflict in manual:
+                source_values[conflict.prop] = old.source_values.get(conflict.prop)
+                target_values[conflict.prop] = old.target_values.get(conflict.prop)
+        link = Link(self.spec.name, old.source_id, old.target_id, source_values=source_values,
+                    target_values=target_values,
+                    source_version=modified_of(self.spec.source_schema, outcome.source_result)
+                    or action.source_modified or old.source_version,
+                    target_version=modified_of(self.spec.target_schema, outcome.target_result)
+                    or modified_of(self.spec.target_schema, action.target_record) or old.target_version,
+                    state="conflict" if manual else "ok", updated_at=now())
+        self.store.put_link(link)
+        self.store.remove_conflicts(self.spec.name, link.source_id)
+        for conflict in manual:
+            self.store.add_conflict(Conflict(self.spec.name, link.source_id, link.target_id, conflict.prop,
+                                             conflict.base, conflict.source_value, conflict.target_value, now()))
+        self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+
+    def _project_source(self, record: dict[str, Any] | None, fallback: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.mapper.project_source(record or {}, self.links)
+        except MappingError:
+            return dict(fallback)
+
+    def _project_target(self, record: dict[str, Any] | None, fallback: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.mapper.project_target(record or {})
+        except MappingError:
+            return dict(fallback)
+
+    def _dead_letter(self, action: Action, error: MapsyncError | None) -> None:
+        record_id = action.source_id or action.target_id or ""
+        reason = action.reason if error is None else str(error)
+        status = error.status if isinstance(error, ConnectorError) else action.status
+        if isinstance(error, UnresolvedReference):
+            action.kind = "defer"
+        elif error is not None:
+            action.kind = "fail"
+        action.reason = reason
+        stamp = now()
+        self.store.add_dead_letter(DeadLetter(self.spec.name, "target", record_id, reason, status,
+                                              first_failed_at=stamp, last_failed_at=stamp))
+
+
+def _new_key(dataflow: str) -> str:
+    return f"mapsync-{dataflow}-{uuid.uuid4().hex}"

@@ -1,0 +1,378 @@
+"""The planner: reads both sides of one dataflow and decides, record by record, what to do.
+
+It streams: changes are read page by page and turned into actions as they come, holding in memory only
+what a decision needs (target records changed since the last run, unlinked target records when matching
+or creating back, the ids seen on a full scan).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from mapsync.connectors.base import Change, Connector
+from mapsync.errors import ConnectorError, MappingError
+from mapsync.mapping.mapper import Mapper, UnresolvedReference
+from mapsync.mapping.paths import get_path, split
+from mapsync.mapping.types import to_datetime
+from mapsync.spec.model import DataflowSpec
+from mapsync.state.base import Link, StateStore
+from mapsync.sync.actions import Action
+from mapsync.sync.lookup import StoreLinks
+from mapsync.sync.merge import MergeResult, merge
+
+CHUNK = 500
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def modified_of(schema: dict[str, Any], record: dict[str, Any] | None) -> str | None:
+    """The record's change marker (its modified timestamp, normalised to UTC)."""
+    field_name = schema.get("x-modified")
+    if not field_name or not record:
+        return None
+    try:
+        return to_datetime(record.get(field_name))
+    except MappingError:
+        return None
+
+
+@dataclass
+class TargetSeen:
+    record: dict[str, Any]
+    modified: str
+
+
+@dataclass
+class Scan:
+    """What one dataflow's scan of both sides found, besides the actions."""
+
+    source_cursor: str | None = None
+    target_cursor: str | None = None
+    complete: bool = False
+    target_changed: dict[str, TargetSeen] = field(default_factory=dict)
+    unlinked_targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deletes: list[Action] = field(default_factory=list)
+
+
+class DataflowPlanner:
+    def __init__(self, spec: DataflowSpec, mapper: Mapper, *, source: Connector, target: Connector,
+                 store: StateStore, links: StoreLinks, full: bool = False, plan_only: bool = False) -> None:
+        self.spec = spec
+        self.mapper = mapper
+        self.source = source
+        self.target = target
+        self.store = store
+        self.links = links
+        self.full = full
+        self.plan_only = plan_only
+        self.scan = Scan()
+        self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
+        self._claimed: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- the whole plan ---------------------------------------------------------------------------------
+
+    def actions(self) -> Iterator[Action]:
+        self._scan_target()
+        handled: set[str] = set()
+        yield from self._scan_source(handled)
+        yield from self._retries(handled)
+        yield from self._target_only_changes()
+        yield from self._creates_back()
+        yield from self._guarded_deletes()
+        self.scan.complete = True
+
+    # -- target side ------------------------------------------------------------------------------------
+
+    def _wants_unlinked_targets(self) -> bool:
+        return bool(self.spec.match) or self.spec.create in {"source", "both"}
+
+    def _scan_target(self) -> None:
+        since = None if self.full else self.store.get_cursor(self.name, "target")
+        cursor = since
+        for chunk in chunked(self.target.list_changes(self.spec.target.entity, since), CHUNK):
+            links = {link.target_id: link for link in self.store.get_links(self.name, target_ids=[c.id for c in chunk])}
+            for change in chunk:
+                cursor = max(cursor or change.modified, change.modified)
+                self._see_target(change, links.get(change.id))
+        self.scan.target_cursor = cursor
+
+    def _see_target(self, change: Change, link: Link | None) -> None:
+        if change.deleted or change.record is None:
+            if link is not None:
+                self.scan.deletes.extend(self._deletion(link, gone="target"))
+            return
+        if not self.mapper.owns_target(change.record):
+            return
+        if link is None:
+            if self._wants_unlinked_targets():
+                self.scan.unlinked_targets[change.id] = change.record
+            return
+        if link.target_version != change.modified:
+            self.scan.target_changed[change.id] = TargetSeen(change.record, change.modified)
+
+    # -- source side ------------------------------------------------------------------------------------
+
+    def _scan_source(self, handled: set[str]) -> Iterator[Action]:
+        since = None if self.full else self.store.get_cursor(self.name, "source")
+        full_scan = since is None
+        cursor = since
+        for chunk in chunked(self.source.list_changes(self.spec.source.entity, since), CHUNK):
+            links = {link.source_id: link for link in self.store.get_links(self.name, source_ids=[c.id for c in chunk])}
+            for change in chunk:
+                cursor = max(cursor or change.modified, change.modified)
+                if change.id in handled:
+                    continue  # the overlap window or a page boundary repeated it
+                handled.add(change.id)
+                if change.deleted or change.record is None:
+                    link = links.get(change.id)
+                    if link is not None:
+                        self.scan.deletes.extend(self._deletion(link, gone="source"))
+                    continue
+                yield from self._plan_source_record(change.record, change.modified, links.get(change.id))
+        self.scan.source_cursor = cursor
+        if full_scan:
+            self._notice_disappeared_sources(handled)
+
+    def _notice_disappeared_sources(self, seen: set[str]) -> None:
+        for link in self.store.iter_links(self.name):
+            if link.source_id not in seen:
+                self.scan.deletes.extend(self._deletion(link, gone="source"))
+
+    def _retries(self, handled: set[str]) -> Iterator[Action]:
+        """Records that failed or waited last time, and creates a crash may have cut short: read by id."""
+        ids = {d.record_id for d in self.store.iter_dead_letters(self.name)}
+        ids |= {p.record_id for p in self.store.iter_pending(self.name) if p.side == "target"}
+        for source_id in sorted(ids - handled):
+            handled.add(source_id)
+            try:
+                record = self.source.read(self.spec.source.entity, source_id)
+            except ConnectorError as exc:
+                yield self._fail(source_id, None, f"could not read it for a retry: {exc}", exc.status)
+                continue
+            link = self.store.link_by_source(self.name, source_id)
+            if record is None:
+                yield Action("drop", self.name, source_id, link.target_id if link else None,
+                             reason="gone from the source since it failed")
+                continue
+            if link is not None and link.target_id not in self.scan.target_changed:
+                self._refresh_target(link)
+            yield from self._plan_source_record(record, modified_of(self.spec.source_schema, record) or "", link)
+
+    def _refresh_target(self, link: Link) -> None:
+        try:
+            record = self.target.read(self.spec.target.entity, link.target_id)
+        except ConnectorError:
+            return
+        if record is not None:
+            self.scan.target_changed[link.target_id] = TargetSeen(
+                record, modified_of(self.spec.target_schema, record) or "")
+
+    def _plan_source_record(self, record: dict[str, Any], modified: str, link: Link | None) -> Iterator[Action]:
+        source_id = self._source_id(record)
+        try:
+            values = self.mapper.project_source(record, self.links)
+        except UnresolvedReference as exc:
+            yield Action("defer", self.name, source_id, link.target_id if link else None, label=self._label(record),
+                         reason=f"waits for {exc.dataflow} {exc.record_id} to be linked ({exc.prop})")
+            return
+        except MappingError as exc:
+            yield self._fail(source_id, link.target_id if link else None, f"cannot map it: {exc}", None,
+                             label=self._label(record))
+            return
+        if link is None:
+            yield from self._plan_unlinked(source_id, record, modified, values)
+            return
+        seen = self.scan.target_changed.pop(link.target_id, None)
+        if seen is None and link.source_version == modified and values == link.source_values:
+            yield Action("unchanged", self.name, source_id, link.target_id)
+            return
+        target_values = link.target_values
+        if seen is not None:
+            try:
+                target_values = self.mapper.project_target(seen.record)
+            except MappingError as exc:
+                yield self._fail(source_id, link.target_id, f"cannot read the target: {exc}", None)
+                return
+        newer = None if seen is None else ("source" if modified >= seen.modified else "target")
+        result = merge(self.spec.rows, base_source=link.source_values, base_target=link.target_values,
+                       source=values, target=target_values, policy=self.spec.conflicts, newer=newer)
+        yield self._pair_action(link, result, source_record=record, source_values=values,
+                                target_record=seen.record if seen else None, target_values=target_values,
+                                source_modified=modified)
+
+    def _pair_action(self, link: Link, result: MergeResult, *, source_record: dict[str, Any] | None,
+                     source_values: dict[str, Any], target_record: dict[str, Any] | None,
+                     target_values: dict[str, Any], source_modified: str | None) -> Action:
+        changes_t = {p: (target_values.get(p), v) for p, v in result.to_target.items()}
+        changes_s = {p: (source_values.get(p), v) for p, v in result.to_source.items()}
+        if changes_t or changes_s:
+            kind = "update"
+        elif result.manual:
+            kind = "conflict"
+        elif source_values != link.source_values or target_values != link.target_values:
+            kind = "refresh"  # both sides agree but the link's record of them is stale: bookkeeping only
+        else:
+            kind = "unchanged"
+        label = str(source_values.get(self.spec.rows[0].target) or "")
+        return Action(kind, self.name, link.source_id, link.target_id, label=label, target_changes=changes_t,
+                      source_changes=changes_s, conflicts=result.conflicts, source_record=source_record,
+                      target_record=target_record, source_values=source_values, target_values=target_values,
+                      link=link, source_modified=source_modified)
+
+    # -- records with no partner ------------------------------------------------------------------------
+
+    def _plan_unlinked(self, source_id: str, record: dict[str, Any], modified: str,
+                       values: dict[str, Any]) -> Iterator[Action]:
+        label = self._label(record)
+        pending = self.store.get_pending(self.name, "target", source_id)
+        if pending is None and self.spec.match:
+            candidates, keys = self._match(values)
+            if len(candidates) > 1:
+                yield Action("ambiguous", self.name, source_id, label=label,
+                             reason=f"{len(candidates)} {self.spec.target.entity} records share "
+                                    f"{', '.join(keys)}: {', '.join(sorted(candidates))}; link one with "
+                                    f"`mapsync links relink`")
+                return
+            if candidates:
+                yield self._link_match(source_id, record, modified, values, candidates[0])
+                return
+        if self.spec.create not in {"target", "both"}:
+            return
+        if self.plan_only:
+            self.links.planned[(self.name, source_id)] = f"(new: {source_id})"
+        yield Action("create", self.name, source_id, None, side="target", label=label,
+                     target_changes={p: (None, v) for p, v in values.items() if v is not None},
+                     source_record=record, source_values=values, source_modified=modified)
+
+    def _link_match(self, source_id: str, record: dict[str, Any], modified: str, values: dict[str, Any],
+                    target_id: str) -> Action:
+        self._claimed.add(target_id)
+        target_record = self.scan.unlinked_targets.pop(target_id)
+        target_values = self.mapper.project_target(target_record)
+        link = Link(self.name, source_id, target_id, source_version=modified,
+                    target_version=modified_of(self.spec.target_schema, target_record))
+        result = merge(self.spec.rows, base_source=None, base_target=None, source=values, target=target_values,
+                       policy=self.spec.conflicts)
+        action = self._pair_action(link, result, source_record=record, source_values=values,
+                                   target_record=target_record, target_values=target_values, source_modified=modified)
+        action.kind = "link"
+        if self.plan_only:
+            self.links.planned[(self.name, source_id)] = target_id
+        return action
+
+    def _match(self, values: dict[str, Any]) -> tuple[list[str], list[str]]:
+        index = self._build_match_index()
+        for keys in self.spec.match:
+            key = tuple(values.get(k) for k in keys)
+            if any(v in (None, "") for v in key):
+                continue
+            found = [t for t in index[tuple(keys)].get(key, []) if t not in self._claimed]
+            if found:
+                return found, keys
+        return [], []
+
+    def _build_match_index(self) -> dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]]:
+        if self._match_index is None:
+            self._match_index = {tuple(keys): {} for keys in self.spec.match}
+            for target_id, record in self.scan.unlinked_targets.items():
+                try:
+                    values = self.mapper.project_target(record)
+                except MappingError:
+                    continue  # a record we cannot read cannot be matched either
+                for keys, index in self._match_index.items():
+                    index.setdefault(tuple(values.get(k) for k in keys), []).append(target_id)
+        return self._match_index
+
+    def _creates_back(self) -> Iterator[Action]:
+        """Target records with no partner, created in the source when the mapping asks for it."""
+        if self.spec.create not in {"source", "both"}:
+            return
+        for target_id, record in list(self.scan.unlinked_targets.items()):
+            if target_id in self._claimed:
+                continue
+            yield Action("create", self.name, None, target_id, side="source",
+                         label=str(get_path(record, split(self.spec.rows[0].target)) or ""),
+                         target_record=record, target_values=self.mapper.project_target(record))
+
+    # -- target-only changes ----------------------------------------------------------------------------
+
+    def _target_only_changes(self) -> Iterator[Action]:
+        remaining = self.scan.target_changed
+        for chunk in chunked(list(remaining), CHUNK):
+            links = {link.target_id: link for link in self.store.get_links(self.name, target_ids=chunk)}
+            for target_id in chunk:
+                seen = remaining.pop(target_id)
+                link = links.get(target_id)
+                if link is None:
+                    continue
+                try:
+                    target_values = self.mapper.project_target(seen.record)
+                except MappingError as exc:
+                    yield self._fail(link.source_id, target_id, f"cannot read the target: {exc}", None)
+                    continue
+                result = merge(self.spec.rows, base_source=link.source_values, base_target=link.target_values,
+                               source=link.source_values, target=target_values, policy=self.spec.conflicts,
+                               newer="target")
+                yield self._pair_action(link, result, source_record=None, source_values=link.source_values,
+                                        target_record=seen.record, target_values=target_values,
+                                        source_modified=link.source_version)
+
+    # -- deletes ----------------------------------------------------------------------------------------
+
+    def _deletion(self, link: Link, gone: str) -> list[Action]:
+        policy = self.spec.delete_policy
+        if policy == "ignore":
+            return []
+        other = "target" if gone == "source" else "source"
+        other_connector = self.target if other == "target" else self.source
+        entity = self.spec.target.entity if other == "target" else self.spec.source.entity
+        can_delete = other_connector.entities()[entity].can_delete
+        if policy == "propagate" and can_delete:
+            return [Action("delete", self.name, link.source_id, link.target_id, side=other, link=link,
+                           reason=f"gone from the {gone}")]
+        reason = f"gone from the {gone}"
+        if policy == "propagate":
+            reason += f"; {entity} records cannot be deleted through the API, so the link is only removed"
+        return [Action("unlink", self.name, link.source_id, link.target_id, side=other, link=link, reason=reason)]
+
+    def _guarded_deletes(self) -> Iterator[Action]:
+        deletes = self.scan.deletes
+        if not deletes:
+            return
+        total = self.store.count_links(self.name)
+        allowed = max(1, math.floor(self.spec.delete_max_share * total))
+        if len(deletes) > allowed:
+            share = len(deletes) / total if total else 1.0
+            yield Action("guard", self.name, reason=(
+                f"refusing to delete or unlink {len(deletes)} of {total} links ({share:.0%}; "
+                f"deletes.max_share allows {self.spec.delete_max_share:.0%}, at most {allowed}): a broken or "
+                f"empty answer must never wipe a system. If the deletions are real, raise deletes.max_share "
+                f"in {self.spec.file} for one run."))
+            return
+        yield from deletes
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _source_id(self, record: dict[str, Any]) -> str:
+        key = str(self.spec.source_schema.get("x-key", "id"))
+        return str(record.get(key))
+
+    def _label(self, record: dict[str, Any]) -> str:
+        first = self.spec.rows[0].source_path
+        return str(get_path(record, split(first)) or "") if first else ""
+
+    def _fail(self, source_id: str | None, target_id: str | None, reason: str, status: int | None,
+              label: str = "") -> Action:
+        return Action("fail", self.name, source_id, target_id, label=label, reason=reason, status=status)

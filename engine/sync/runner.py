@@ -1,0 +1,170 @@
+"""One sync run over a workspace: connectors and the state store opened once, dataflows in dependency
+order, each planned and (for apply) executed, cursors saved only when a dataflow was read completely."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mapsync.connectors import create_connector
+from mapsync.connectors.base import Connector
+from mapsync.errors import MapsyncError, PlanError
+from mapsync.mapping.mapper import Mapper
+from mapsync.spec.model import DataflowSpec, Workspace
+from mapsync.state import open_store
+from mapsync.state.base import StateStore
+from mapsync.sync.actions import Action
+from mapsync.sync.executor import Executor, Outcome
+from mapsync.sync.lookup import StoreLinks
+from mapsync.sync.planner import DataflowPlanner
+from mapsync.sync.report import Counts, Report
+
+ProgressHook = Callable[[str, Action], None]
+
+
+def count(counts: Counts, action: Action) -> None:
+    """Add one finished (or, for a plan, planned) action to the counts."""
+    kind = action.kind
+    counts.conflicts += len(action.conflicts)
+    if kind == "create":
+        counts.created += 1
+    elif kind == "update":
+        counts.updated += 1
+    elif kind == "link":
+        counts.linked += 1
+    elif kind == "delete":
+        counts.deleted += 1
+    elif kind == "unlink":
+        counts.unlinked += 1
+    elif kind == "defer":
+        counts.deferred += 1
+    elif kind in {"fail", "ambiguous", "guard"}:
+        counts.failed += 1
+    elif kind in {"unchanged", "refresh", "conflict"}:
+        counts.unchanged += 1
+
+
+@dataclass
+class PlannedDataflow:
+    spec: DataflowSpec
+    actions: list[Action] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    error: str = ""
+
+
+class SyncRun:
+    """Opens what a run needs; use as a context manager."""
+
+    def __init__(self, workspace: Workspace, *, dataflows: list[str] | None = None, full: bool = False,
+                 store: StateStore | None = None, connectors: dict[str, Connector] | None = None) -> None:
+        unknown = sorted(set(dataflows or []) - set(workspace.dataflows))
+        if unknown:
+            raise PlanError(f"unknown dataflow {', '.join(unknown)} (known: {', '.join(workspace.dataflows)})")
+        self.workspace = workspace
+        self.specs = workspace.ordered(dataflows)
+        self.full = full
+        self._stack = ExitStack()
+        self._store = store
+        self.connectors: dict[str, Connector] = dict(connectors or {})
+        self.mappers = {spec.name: Mapper(spec) for spec in self.specs}
+
+    def __enter__(self) -> SyncRun:
+        if self._store is None:
+            self._store = open_store(self.workspace.state_url)
+            self._stack.callback(self._store.close)
+        for spec in self.specs:
+            for side in (spec.source, spec.target):
+                if side.connection not in self.connectors:
+                    connector = create_connector(side.connection, self.workspace.connections[side.connection])
+                    self.connectors[side.connection] = connector
+                    self._stack.callback(connector.close)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def store(self) -> StateStore:
+        assert self._store is not None, "use SyncRun as a context manager"
+        return self._store
+
+    def _planner(self, spec: DataflowSpec, links: StoreLinks, *, plan_only: bool) -> DataflowPlanner:
+        return DataflowPlanner(spec, self.mappers[spec.name], source=self.connectors[spec.source.connection],
+                               target=self.connectors[spec.target.connection], store=self.store, links=links,
+                               full=self.full,
+                               plan_only=plan_only)
+
+    # -- plan -----------------------------------------------------------------------------------------
+
+    def plan(self) -> Iterator[PlannedDataflow]:
+        """Every dataflow's actions, reading both systems and changing nothing."""
+        links = StoreLinks(self.store)
+        for spec in self.specs:
+            planned = PlannedDataflow(spec)
+            try:
+                for action in self._planner(spec, links, plan_only=True).actions():
+                    count(planned.counts, action)
+                    if action.kind not in {"unchanged", "refresh"}:
+                        planned.actions.append(action)
+            except MapsyncError as exc:
+                planned.error = str(exc)
+            yield planned
+
+    # -- apply ----------------------------------------------------------------------------------------
+
+    def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None) -> Report:
+        report = Report()
+        with self.store.lock("apply", wait=lock_wait):
+            links = StoreLinks(self.store)
+            for spec in self.specs:
+                self._apply_dataflow(spec, links, report, progress)
+        report.requests = {name: c.request_counts() for name, c in self.connectors.items()}
+        report.finished_at = datetime.now(UTC)
+        return report
+
+    def _apply_dataflow(self, spec: DataflowSpec, links: StoreLinks, report: Report,
+                        progress: ProgressHook | None) -> None:
+        result = report.dataflow(spec.name)
+        planner = self._planner(spec, links, plan_only=False)
+
+        def on_outcome(outcome: Outcome) -> None:
+            action = outcome.action
+            count(result.counts, action)
+            if action.kind in {"fail", "ambiguous", "guard"} and len(result.errors) < 100:
+                result.errors.append(_error_line(spec, action))
+            if progress is not None:
+                progress(spec.name, action)
+
+        workers = max(int(self.workspace.connections[side.connection].get("concurrency", 8))
+                      for side in (spec.source, spec.target))
+        executor = Executor(spec, self.mappers[spec.name], source=planner.source, target=planner.target,
+                            store=self.store, links=links, workers=workers, on_outcome=on_outcome)
+        try:
+            executor.run(planner.actions())
+        except MapsyncError as exc:
+            result.aborted = True
+            result.errors.append(f"{spec.name}: stopped: {exc}")
+            return
+        if planner.scan.complete:
+            self._save_cursors(spec, planner)
+
+    def _save_cursors(self, spec: DataflowSpec, planner: DataflowPlanner) -> None:
+        with self.store.transaction():
+            if planner.scan.source_cursor:
+                self.store.set_cursor(spec.name, "source", planner.scan.source_cursor)
+            if planner.scan.target_cursor:
+                self.store.set_cursor(spec.name, "target", planner.scan.target_cursor)
+
+
+def _error_line(spec: DataflowSpec, action: Action) -> str:
+    who = f"{spec.source.entity} {action.source_id}" if action.source_id else spec.name
+    return f"{spec.name}: {who}: {action.reason}"
+
+
+def summary_rows(report: Report) -> list[dict[str, Any]]:
+    rows = [{"dataflow": name, **vars(r.counts), "status": r.status} for name, r in report.dataflows.items()]
+    rows.append({"dataflow": "total", **vars(report.total), "status": report.status})
+    return rows
