@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from mapsync.cli import docs_cmd, test_cmd, validate_cmd  # noqa: F401
+from mapsync.cli import apply_cmd, docs_cmd, plan_cmd, sandbox_cmd, test_cmd, validate_cmd  # noqa: F401

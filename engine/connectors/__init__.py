@@ -1,1 +1,155 @@
-"""connectors."""
+"""Connectors: the registry keyed by the `type` name of a connection in mapsync.yaml, and the Protocol.
+
+    connector = create_connector("tidsbanken", {"type": "tidsbanken", "base_url": ..., ...})
+
+A connector module registers its class with `@register("<type>")` and exposes `SETTINGS_SCHEMA`, the
+JSON Schema of its connection block. The built-in modules are imported on first use of the registry,
+so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import httpx
+import jsonschema
+from mapsync.connectors.base import Change, Connector, EntityInfo, Record
+from mapsync.connectors.http import HttpClient, HttpSettings
+from mapsync.errors import SpecError, SpecErrors
+
+_BUILTIN_MODULES = ("mapsync.connectors.custompms", "mapsync.connectors.tidsbanken")
+
+
+class ConnectorFactory(Protocol):
+    """What `register` decorates: usually the connector class itself."""
+
+    def __call__(
+        self, name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
+    ) -> Connector: ...
+
+
+_FactoryT = TypeVar("_FactoryT", bound=ConnectorFactory)
+
+_factories: dict[str, ConnectorFactory] = {}
+_schemas: dict[str, dict[str, Any]] = {}
+_builtins_loaded = False
+
+
+def register(type_name: str, *, settings_schema: Mapping[str, Any] | None = None) -> Callable[[_FactoryT], _FactoryT]:
+    """Register a connector factory under the `type` name used in mapsync.yaml.
+
+    The connection block's JSON Schema is `settings_schema`, or else the factory's `SETTINGS_SCHEMA`.
+    """
+
+    def decorate(factory: _FactoryT) -> _FactoryT:
+        schema = settings_schema if settings_schema is not None else getattr(factory, "SETTINGS_SCHEMA", None)
+        if schema is None:
+            raise TypeError(f"connector type {type_name!r} has no SETTINGS_SCHEMA")
+        _factories[type_name] = factory
+        _schemas[type_name] = dict(schema)
+        return factory
+
+    return decorate
+
+
+def known_types() -> list[str]:
+    _load_builtins()
+    return sorted(_factories)
+
+
+def settings_schema(type_name: str) -> dict[str, Any]:
+    """The JSON Schema of a connection block of this type (`additionalProperties: false`)."""
+    _load_builtins()
+    if type_name not in _schemas:
+        raise _unknown_type(type_name)
+    return _schemas[type_name]
+
+
+def create_connector(
+    name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
+) -> Connector:
+    """Build the connector for one connection block (its `${VAR}`s already resolved).
+
+    Raises SpecError for an unknown `type` or a block that does not fit the type's settings schema.
+    """
+    type_name = settings.get("type")
+    if not isinstance(type_name, str):
+        raise SpecError(f"connection {name!r} has no type; known types: {', '.join(known_types())}")
+    schema = settings_schema(type_name)
+    _validate_settings(name, settings, schema)
+    return _factories[type_name](name, settings, transport=transport)
+
+
+def load_entity_info(system: str, filename: str, *, can_delete: bool = False) -> EntityInfo:
+    """An EntityInfo from the JSON Schema shipped in mapsync.schemas/<system>/<filename>."""
+    resource = importlib.resources.files("mapsync.schemas") / system / filename
+    schema = json.loads(resource.read_text(encoding="utf-8"))
+    return EntityInfo(
+        name=schema["title"].split(" ", 1)[-1],
+        key=schema["x-key"],
+        schema=schema,
+        can_delete=can_delete,
+        server_fields=frozenset(schema.get("x-server-fields", ())),
+    )
+
+
+def _validate_settings(name: str, settings: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [
+        SpecError(f"connections.{name}{_json_path(error.absolute_path)}: {_describe(error)}")
+        for error in validator.iter_errors(dict(settings))
+    ]
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SpecErrors(problems)
+
+
+def _json_path(path: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        # jsonschema's own message quotes the whole block, which may hold a secret; name only the keys.
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        return f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+    if error.validator == "required":
+        return str(error.message).split(" is a required", 1)[0] + " is required"
+    # Never echo the offending value: it could be a secret put under the wrong key.
+    return f"does not fit the schema ({error.validator}: {error.validator_value!r})"
+
+
+def _unknown_type(type_name: str) -> SpecError:
+    return SpecError(f"unknown connector type {type_name!r}; known types: {', '.join(known_types())}")
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded  # noqa: PLW0603 -- a one-time lazy-import flag
+    if not _builtins_loaded:
+        # Importing twice is harmless (modules are cached), so the flag is set only afterwards: a
+        # thread that races this one never sees an empty registry.
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
+        _builtins_loaded = True
+
+
+__all__ = [
+    "Change",
+    "Connector",
+    "ConnectorFactory",
+    "EntityInfo",
+    "HttpClient",
+    "HttpSettings",
+    "Record",
+    "create_connector",
+    "known_types",
+    "load_entity_info",
+    "register",
+    "settings_schema",
+]

@@ -1,0 +1,97 @@
+"""`mapsync sandbox`: serve the Tidsbanken and Custompms emulators on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+
+import click
+from mapsync.cli._app import cli
+from mapsync.sandbox import Faults, Sandbox, SeedSize
+from mapsync.sandbox.custompms import DEFAULT_TOKEN
+from mapsync.sandbox.tidsbanken import DEFAULT_API_KEY, DEFAULT_SUBSCRIPTION_KEY
+
+_DEFAULT_SEED = SeedSize()
+
+
+def describe(sandbox: Sandbox) -> str:
+    """What the command prints: both URLs and keys (sandbox keys are not secrets), then export lines."""
+    tb, pms = sandbox.tidsbanken, sandbox.custompms
+    lines = [
+        f"Tidsbanken emulator: {tb.url}  (tb-key: {tb.api_key}, subscription key: {tb.subscription_key})",
+        f"Custompms emulator:  {pms.url}  (bearer token: {pms.token})",
+        "",
+        "Paste into a shell to point mapsync at the sandbox:",
+    ]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in sandbox.env().items()]
+    lines += ["", "Serving until Ctrl-C."]
+    return "\n".join(lines)
+
+
+def wait_for_interrupt() -> None:
+    """Blocks until Ctrl-C (a separate function so tests can replace it)."""
+    stop = threading.Event()
+    while not stop.wait(3600):
+        pass
+
+
+@cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--tidsbanken-port", type=click.IntRange(0, 65535), default=8711, show_default=True)
+@click.option("--custompms-port", type=click.IntRange(0, 65535), default=8712, show_default=True)
+@click.option("--avdelinger", type=click.IntRange(min=0), default=_DEFAULT_SEED.avdelinger, show_default=True)
+@click.option("--kunder", type=click.IntRange(min=0), default=_DEFAULT_SEED.kunder, show_default=True)
+@click.option("--prosjekter", type=click.IntRange(min=0), default=_DEFAULT_SEED.prosjekter, show_default=True)
+@click.option("--empty", is_flag=True, help="Start both systems without sample data.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Seconds added to every request.")
+@click.option("--rate-429", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered 429.")
+@click.option("--rate-503", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered 503.")
+@click.option("--rate-drop", type=click.FloatRange(0, 1), default=0.0, help="Share of connections dropped.")
+@click.option("--rng-seed", type=int, default=1, show_default=True, help="Seed of the sample data and faults.")
+@click.option("--tb-key", default=DEFAULT_API_KEY, show_default=True, help="Tidsbanken tb-key.")
+@click.option("--subscription-key", default=DEFAULT_SUBSCRIPTION_KEY, show_default=True,
+              help="Tidsbanken Ocp-Apim-Subscription-Key.")
+@click.option("--pms-token", default=DEFAULT_TOKEN, show_default=True, help="Custompms bearer token.")
+def sandbox_command(
+    *,
+    host: str,
+    tidsbanken_port: int,
+    custompms_port: int,
+    avdelinger: int,
+    kunder: int,
+    prosjekter: int,
+    empty: bool,
+    latency: float,
+    rate_429: float,
+    rate_503: float,
+    rate_drop: float,
+    rng_seed: int,
+    tb_key: str,
+    subscription_key: str,
+    pms_token: str,
+) -> None:
+    """Serve the Tidsbanken and Custompms emulators on loopback, seeded with sample data."""
+    try:
+        faults = Faults(rate_429=rate_429, rate_503=rate_503, rate_drop=rate_drop, latency=latency, seed=rng_seed)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    seed = None if empty else SeedSize(avdelinger=avdelinger, kunder=kunder, prosjekter=prosjekter)
+    sandbox = Sandbox(
+        seed=seed, faults=faults, rng_seed=rng_seed, host=host,
+        tidsbanken_port=tidsbanken_port, custompms_port=custompms_port,
+        tidsbanken_api_key=tb_key, tidsbanken_subscription_key=subscription_key, custompms_token=pms_token,
+    )
+    try:
+        sandbox.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}: {exc}") from None
+    try:
+        click.echo(describe(sandbox))
+        wait_for_interrupt()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)  # Ctrl-C is how this command ends: exit 0
+    finally:
+        sandbox.stop()
+
+
+__all__ = ["describe", "sandbox_command", "wait_for_interrupt"]
