@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
 from mapsync import __version__
 from mapsync.errors import MapsyncError, SpecError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from mapsync.spec.loader import load_workspace
 from mapsync.spec.model import Workspace
 

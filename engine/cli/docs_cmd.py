@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+
 from mapsync.cli._app import cli
 from mapsync.cli._workspace import workspace_from
 from mapsync.docs import write_docs

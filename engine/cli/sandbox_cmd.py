@@ -6,6 +6,7 @@ import shlex
 import threading
 
 import click
+
 from mapsync.cli._app import cli
 from mapsync.sandbox import Faults, Sandbox, SeedSize
 from mapsync.sandbox.custompms import DEFAULT_TOKEN

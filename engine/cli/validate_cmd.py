@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from mapsync.cli._app import EXIT_FAILED, EXIT_INVALID, cli
 from mapsync.cli._workspace import workspace_from
 from mapsync.errors import MapsyncError, SpecErrors

@@ -185,5 +185,6 @@ def target_type_fits(type_name: str, prop_schema: Mapping[str, Any]) -> str | No
     if type_name == "datetime" and fmt == "date":
         return "type datetime does not fit a property of format date (use type date)"
     if type_name == "string" and fmt in {"date", "date-time"}:
-        return f"type string does not fit a property of format {fmt} (use type {'date' if fmt == 'date' else 'datetime'})"
+        better = "date" if fmt == "date" else "datetime"
+        return f"type string does not fit a property of format {fmt} (use type {better})"
     return None

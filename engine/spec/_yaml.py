@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mapsync.errors import Location, SpecError
 
 KeyPath = tuple[str | int, ...]

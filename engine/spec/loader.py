@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jmespath
 import jsonschema
 from jmespath.exceptions import JMESPathError
+
 from mapsync.errors import Location, SpecError, SpecErrors
 from mapsync.mapping.paths import field_names, plain_path
 from mapsync.mapping.types import target_type_fits
@@ -127,8 +128,8 @@ def _mapping_files(doc: Document, data: dict[str, Any], root: Path, errors: list
     return files
 
 
-def _load_mappings(doc: Document, data: dict[str, Any], root: Path,
-                   connections: dict[str, dict[str, Any]], errors: list[SpecError]) -> list[tuple[DataflowSpec, Document]]:
+def _load_mappings(doc: Document, data: dict[str, Any], root: Path, connections: dict[str, dict[str, Any]],
+                   errors: list[SpecError]) -> list[tuple[DataflowSpec, Document]]:
     specs: list[tuple[DataflowSpec, Document]] = []
     seen: dict[str, str] = {}
     for path in _mapping_files(doc, data, root, errors):

@@ -17,10 +17,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from mapsync.errors import LockHeldError, SpecError, StateError
-from mapsync.state._sql import MIGRATIONS, POSTGRESQL, Migration, Row, SqlStore, UniqueViolation
 from psycopg import sql
 from psycopg.types.string import TextLoader
+
+from mapsync.errors import LockHeldError, SpecError, StateError
+from mapsync.state._sql import MIGRATIONS, POSTGRESQL, Migration, Row, SqlStore, UniqueViolation
 
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default
