@@ -7,7 +7,7 @@ from types import TracebackType
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mapsync.sync.actions import Action
@@ -48,7 +48,7 @@ class ApplyProgress:
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.completed} records"), TimeElapsedColumn(),
                                  console=Console(stderr=True), transient=False)
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> ApplyProgress:
         if self.enabled:

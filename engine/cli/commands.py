@@ -2,4 +2,12 @@
 
 from __future__ import annotations
 
-from mapsync.cli import apply_cmd, docs_cmd, plan_cmd, sandbox_cmd, test_cmd, validate_cmd  # noqa: F401
+from mapsync.cli import (  # noqa: F401
+    apply_cmd,
+    docs_cmd,
+    links_cmd,
+    plan_cmd,
+    sandbox_cmd,
+    test_cmd,
+    validate_cmd,
+)

@@ -85,10 +85,12 @@ class KeysetRequest:
     skip: int
 
 
-@dataclass(frozen=True)
-class _Seen:
-    id: str
+@dataclass
+class _Run:
+    """Consecutive positions of a query that share one timestamp."""
+
     modified: datetime
+    count: int
 
 
 class KeysetPaging:
@@ -96,12 +98,15 @@ class KeysetPaging:
 
     Plain `$skip` paging loses records: one modified mid-scan jumps to the end, and every later record
     shifts one position back, under the skip. Here each query restarts just below the last timestamp
-    seen (`gt T - 1 ms`), skipping only the records already read that sort before that point.
+    seen (`gt T - 1 ms`), skipping only the records already read that sort after that bound: records
+    that share an instant with the last one, usually none or a few.
 
-    Those few records can still move while we page (modified mid-scan), which would make the skip
-    overshoot. So, when the page size allows, the skip stops one short: the first record of the next
-    page must be the last one of this page (the anchor). If it is not, the block below has shifted,
-    and it is read again from its start; records already yielded are filtered out by `is_new`.
+    Those few can still move while we page (modified mid-scan), which would make the skip overshoot.
+    So the skip stops `overlap` records short, and the last record yielded (the anchor) must be found
+    in the next page: what follows it is new. If it is missing, the block has shifted too far (or the
+    anchor itself moved): the block is read again from its start. That rare re-read may repeat some
+    records (the engine tolerates repeats); in exchange the pager keeps no set of ids, so its memory
+    stays flat however many records a listing holds, or share one instant.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class KeysetPaging:
         *,
         connection: str = "",
         path: str = "",
+        overlap: int = 8,
         max_restarts: int = 50,
     ) -> None:
         self.page_size = page_size
@@ -118,10 +124,10 @@ class KeysetPaging:
         self._after = after
         self._skip = 0
         self._anchor: str | None = None
-        self._overlap = 1 if page_size > 1 else 0  # one record of overlap needs room for a new one
-        self._tail: list[_Seen] = []  # records read by the current query that sort after its next bound
-        self._seen: dict[tuple[str, datetime], None] = {}  # what was yielded, within the current window
+        self._overlap = max(0, min(overlap, page_size - 1))  # each page must still bring a new record
+        self._runs: list[_Run] = []  # timestamps of the current query's first positions, run-length coded
         self._restarts = 0
+        self._restarted = False
         self._max_restarts = max_restarts
         self._guard = LoopGuard(connection, path)
         self._connection = connection
@@ -131,22 +137,27 @@ class KeysetPaging:
         return KeysetRequest(self._after, self._skip)
 
     def accept(self, page: Sequence[tuple[str, datetime]]) -> list[int]:
-        """Take the answer to `next_request()`; return the indexes of the records not yielded before."""
-        self._guard.check_page([record_id for record_id, _ in page])
-        if self._block_shifted(page):
+        """Take the answer to `next_request()`; return the indexes of the records to yield."""
+        if not self._restarted:
+            # After a restart the same page may come back for real: the data moved, not the server.
+            self._guard.check_page([record_id for record_id, _ in page])
+        first_new = self._first_new(page)
+        self._restarted = first_new is None
+        if first_new is None:
             self._restart_block()
             return []
-        fresh = [i for i, (rid, ts) in enumerate(page) if (rid, ts) not in self._seen]
-        for i in fresh:
-            self._seen[page[i]] = None
         self._step(page)
-        return fresh
+        return list(range(first_new, len(page)))
 
-    def _block_shifted(self, page: Sequence[tuple[str, datetime]]) -> bool:
-        if self._anchor is None or self._skip == 0:
-            # With no skip nothing can be overshot; a missing anchor then only means it moved itself.
-            return False
-        return not page or page[0][0] != self._anchor
+    def _first_new(self, page: Sequence[tuple[str, datetime]]) -> int | None:
+        """Index of the first record not yielded yet; None when the block must be read again."""
+        if self._anchor is None:
+            return 0
+        for index, (record_id, _) in enumerate(page):
+            if record_id == self._anchor:
+                return index + 1
+        # With no skip nothing can have been overshot: the anchor itself moved away.
+        return 0 if self._skip == 0 else None
 
     def _restart_block(self) -> None:
         self._restarts += 1
@@ -159,31 +170,42 @@ class KeysetPaging:
             )
         self._skip = 0
         self._anchor = None
-        self._tail = []
+        self._runs = []
 
     def _step(self, page: Sequence[tuple[str, datetime]]) -> None:
         if len(page) < self.page_size:
             self.finished = True
             return
-        records = [_Seen(rid, ts) for rid, ts in page]
-        merged = self._tail + records if self._overlap == 0 else self._merge_anchored(records)
-        last = records[-1]
-        bound = last.modified - ONE_MS
+        last_id, last_modified = page[-1]
+        bound = last_modified - ONE_MS
         if self._after is not None and bound < self._after:
             bound = self._after  # sub-millisecond timestamps: never step back below the current bound
-        self._tail = [r for r in merged if r.modified > bound]
-        if bound != self._after:
-            self._seen = {key: None for key in self._seen if key[1] > bound}
+        runs = _first_positions(self._runs, self._skip)
+        for _, modified in page:
+            _append(runs, modified)
+        # The next query starts at the first record after `bound`: these runs are its first positions.
+        self._runs = [run for run in runs if run.modified > bound]
+        already_read = sum(run.count for run in self._runs)
+        self._skip = max(0, already_read - self._overlap)
+        self._anchor = last_id if self._overlap else None
         self._after = bound
-        self._skip = len(self._tail) - self._overlap
-        self._anchor = last.id if self._overlap else None
 
-    def _merge_anchored(self, records: list[_Seen]) -> list[_Seen]:
-        if self._anchor is not None and records[0].id == self._anchor:
-            return self._tail + records[1:]
-        # No anchor (first page, restarted block) or the anchor itself moved away: this page starts
-        # the block afresh, and the old tail no longer describes the server's positions.
-        return records
+
+def _first_positions(runs: list[_Run], count: int) -> list[_Run]:
+    kept: list[_Run] = []
+    for run in runs:
+        if count <= 0:
+            break
+        kept.append(_Run(run.modified, min(run.count, count)))
+        count -= run.count
+    return kept
+
+
+def _append(runs: list[_Run], modified: datetime) -> None:
+    if runs and runs[-1].modified == modified:
+        runs[-1].count += 1
+    else:
+        runs.append(_Run(modified, 1))
 
 
 __all__ = [

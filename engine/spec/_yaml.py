@@ -68,6 +68,9 @@ def parse_document(text: str, name: str) -> tuple[Document | None, list[SpecErro
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark and mark and exc.context_mark.line != mark.line:
+            # e.g. an unclosed bracket is noticed lines later: say where it was opened
+            problem += f" ({exc.context} on line {exc.context_mark.line + 1})"
         return None, [SpecError(f"YAML syntax error: {problem}", Location(name, line))]
     except yaml.YAMLError as exc:
         return None, [SpecError(f"YAML syntax error: {exc}", Location(name))]

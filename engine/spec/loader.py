@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,33 +64,42 @@ def _load(config_file: Path, env: Mapping[str, str], errors: list[SpecError]) ->
     errors.extend(_schema_errors(doc, format_schema("config.schema.json")))
     data, env_errors = interpolate(doc, env)
     errors.extend(env_errors)
-    connections = _check_connections(doc, data, errors)
+    unset = {e.location.path for e in env_errors if e.location}
+    connections, broken = _check_connections(doc, data, errors, unset)
     state_url = _check_state(doc, data, config_file.parent, errors)
-    specs = _load_mappings(doc, data, config_file.parent, connections, errors)
-    ordered = _dependency_order(specs, errors)
+    unloaded: set[str] = set()
+    specs = _load_mappings(doc, data, config_file.parent, connections, errors, broken=broken, unloaded=unloaded)
+    ordered = _dependency_order(specs, errors, unloaded)
     return Workspace(config_file.parent, config_file, state_url, connections, ordered)
 
 
 # -- config -----------------------------------------------------------------------------------------
 
-def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecError]) -> dict[str, dict[str, Any]]:
+def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecError],
+                       unset: set[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The usable connections, and the names of those configured but unusable (already reported)."""
     from mapsync.connectors import known_types, settings_schema
 
     connections: dict[str, dict[str, Any]] = {}
+    broken: set[str] = set()
     raw = data.get("connections")
     if not isinstance(raw, dict):
-        return connections
+        return connections, broken
     for name, settings in raw.items():
         if not isinstance(settings, dict) or not isinstance(settings.get("type"), str):
+            broken.add(name)
             continue
         kind = settings["type"]
         if kind not in known_types():
             errors.append(doc.error(("connections", name, "type"),
                                     f"unknown connector type {kind!r} (known: {', '.join(known_types())})"))
+            broken.add(name)
             continue
-        errors.extend(_schema_errors(doc, settings_schema(kind), base=("connections", name), data=settings))
+        # A key whose ${VAR} is unset is reported once, for the variable, not again for its empty value.
+        found = _schema_errors(doc, settings_schema(kind), base=("connections", name), data=settings)
+        errors.extend(e for e in found if not (e.location and e.location.path in unset))
         connections[name] = settings
-    return connections
+    return connections, broken
 
 
 def _check_state(doc: Document, data: dict[str, Any], root: Path, errors: list[SpecError]) -> str:
@@ -129,16 +138,23 @@ def _mapping_files(doc: Document, data: dict[str, Any], root: Path, errors: list
 
 
 def _load_mappings(doc: Document, data: dict[str, Any], root: Path, connections: dict[str, dict[str, Any]],
-                   errors: list[SpecError]) -> list[tuple[DataflowSpec, Document]]:
+                   errors: list[SpecError], *, broken: Collection[str] = (),
+                   unloaded: set[str] | None = None) -> list[tuple[DataflowSpec, Document]]:
+    """Every mapping that could be read. `unloaded` gets the dataflow names of those that could not ("*"
+    for a file unreadable as a whole), so that references to them are not reported again as unknown."""
     specs: list[tuple[DataflowSpec, Document]] = []
     seen: dict[str, str] = {}
+    unloaded = set() if unloaded is None else unloaded
     for path in _mapping_files(doc, data, root, errors):
         mdoc, syntax = load_document(path, display_name(path))
         errors.extend(syntax)
         if mdoc is None:
+            unloaded.add("*")
             continue
-        spec = MappingChecker(mdoc, connections, errors).build()
+        spec = MappingChecker(mdoc, connections, errors, broken).build()
         if spec is None:
+            name = mdoc.data.get("dataflow") if isinstance(mdoc.data, dict) else None
+            unloaded.add(name if isinstance(name, str) else "*")
             continue
         if spec.name in seen:
             errors.append(mdoc.error(("dataflow",), f"dataflow {spec.name!r} is already defined in {seen[spec.name]}"))
@@ -148,11 +164,12 @@ def _load_mappings(doc: Document, data: dict[str, Any], root: Path, connections:
     return specs
 
 
-def _dependency_order(specs: list[tuple[DataflowSpec, Document]], errors: list[SpecError]) -> dict[str, DataflowSpec]:
+def _dependency_order(specs: list[tuple[DataflowSpec, Document]], errors: list[SpecError],
+                      unloaded: Collection[str] = ()) -> dict[str, DataflowSpec]:
     by_name = {spec.name: (spec, doc) for spec, doc in specs}
     for spec, doc in specs:
         for index, row in enumerate(spec.rows):
-            if row.dataflow and row.dataflow not in by_name:
+            if row.dataflow and row.dataflow not in by_name and row.dataflow not in unloaded and "*" not in unloaded:
                 known = ", ".join(sorted(by_name)) or "none"
                 errors.append(doc.error(("properties", index, "dataflow"),
                                         f"reference to unknown dataflow {row.dataflow!r} (known: {known})"))
@@ -186,10 +203,12 @@ def _dependency_order(specs: list[tuple[DataflowSpec, Document]], errors: list[S
 class MappingChecker:
     """Checks one mapping document against the format and the entity schemas, collecting problems."""
 
-    def __init__(self, doc: Document, connections: dict[str, dict[str, Any]], errors: list[SpecError]) -> None:
+    def __init__(self, doc: Document, connections: dict[str, dict[str, Any]], errors: list[SpecError],
+                 broken: Collection[str] = ()) -> None:
         self.doc = doc
         self.connections = connections
         self.errors = errors
+        self.broken = broken  # connections in mapsync.yaml that are unusable (reported there already)
 
     def fail(self, path: KeyPath, message: str) -> None:
         self.errors.append(self.doc.error(path, message))
@@ -227,6 +246,8 @@ class MappingChecker:
     def _side(self, key: str, raw: dict[str, Any]) -> Side:
         name, entity = raw["connection"], raw["entity"]
         settings = self.connections.get(name)
+        if settings is None and name in self.broken:
+            return Side(name, "", entity)
         if settings is None:
             known = ", ".join(sorted(self.connections)) or "none"
             self.fail((key, "connection"), f"unknown connection {name!r} (known: {known})")
@@ -275,7 +296,8 @@ class MappingChecker:
         direction = str(raw.get("direction", "both"))
         reverse = tuple((str(k), str(v)) for k, v in (raw.get("reverse") or {}).items())
         plain = plain_path(expression) if expression else None
-        if expression and self._compiles((*at, "source"), expression):
+        compiles = bool(expression) and self._compiles((*at, "source"), expression)
+        if compiles:
             self._known_fields((*at, "source"), expression, source_schema, "source")
         target = str(raw.get("target", ""))
         if target_schema is not None and target:
@@ -287,10 +309,10 @@ class MappingChecker:
                 why = target_type_fits(kind, prop)
                 if why:
                     self.fail((*at, "type"), why)
-        if plain is None and expression and not reverse and direction in {"both", "reverse"}:
+        if plain is None and compiles and not reverse and direction in {"both", "reverse"}:
             self.fail(at, "a computed source expression needs a `reverse` (source field -> expression on the "
                           "target) or `direction: forward`")
-        if kind == "reference" and plain is None and expression:
+        if kind == "reference" and plain is None and compiles:
             self.fail((*at, "source"), "a reference row's source must be a plain field path holding the id")
         for field_path, rexpr in reverse:
             if plain is not None:

@@ -1,0 +1,72 @@
+"""What `mapsync links` does to the state store: unlink, relink, resolve manual conflicts.
+
+Each change also queues the record for the next run (a dead-letter entry is exactly that: a record the
+next run reads again by id), so the pair is merged afresh instead of waiting for an edit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from mapsync.errors import PlanError
+from mapsync.state.base import DeadLetter, Link, StateStore
+
+
+def _requeue(store: StateStore, dataflow: str, source_id: str, reason: str) -> None:
+    stamp = datetime.now(UTC).isoformat()
+    store.add_dead_letter(DeadLetter(dataflow, "target", source_id, reason, None, first_failed_at=stamp,
+                                     last_failed_at=stamp))
+
+
+def unlink(store: StateStore, dataflow: str, source_id: str) -> Link:
+    link = store.link_by_source(dataflow, source_id)
+    if link is None:
+        raise PlanError(f"{dataflow}: no link for source id {source_id!r}")
+    with store.transaction():
+        store.delete_link(dataflow, source_id)
+        store.remove_conflicts(dataflow, source_id)
+        store.remove_dead_letter(dataflow, "target", source_id)
+    return link
+
+
+def relink(store: StateStore, dataflow: str, source_id: str, target_id: str) -> Link:
+    """Link a source record to another (or a first) target record; the next run merges the pair.
+
+    The pair has no common history, so every property that differs is settled by the conflict policy.
+    """
+    other = store.link_by_target(dataflow, target_id)
+    if other is not None and other.source_id != source_id:
+        raise PlanError(f"{dataflow}: target {target_id!r} is already linked to source {other.source_id!r}; "
+                        f"unlink that first")
+    with store.transaction():
+        store.delete_link(dataflow, source_id)
+        store.remove_conflicts(dataflow, source_id)
+        link = Link(dataflow, source_id, target_id, updated_at=datetime.now(UTC).isoformat())
+        store.put_link(link)
+        _requeue(store, dataflow, source_id, "relinked by hand: merged on the next run")
+    return link
+
+
+def resolve(store: StateStore, dataflow: str, source_id: str, use: str, prop: str | None = None) -> int:
+    """Settle manual conflicts of one pair in favour of `use` ("source" or "target"); returns how many."""
+    link = store.link_by_source(dataflow, source_id)
+    conflicts = [c for c in store.iter_conflicts(dataflow)
+                 if c.source_id == source_id and (prop is None or c.prop == prop)]
+    if link is None or not conflicts:
+        raise PlanError(f"{dataflow}: no conflict recorded for source id {source_id!r}"
+                        + (f" on {prop!r}" if prop else ""))
+    for conflict in conflicts:
+        # Make the losing side look unchanged since the last sync: the winner's value then flows to it.
+        if use == "source":
+            link.target_values[conflict.prop] = conflict.target_value
+        else:
+            link.source_values[conflict.prop] = conflict.source_value
+    remaining = [c for c in store.iter_conflicts(dataflow) if c.source_id == source_id and c not in conflicts]
+    with store.transaction():
+        link.state = "conflict" if remaining else "ok"
+        store.put_link(link)
+        store.remove_conflicts(dataflow, source_id)
+        for conflict in remaining:
+            store.add_conflict(conflict)
+        _requeue(store, dataflow, source_id, f"conflict resolved by hand for the {use}: synced on the next run")
+    return len(conflicts)
