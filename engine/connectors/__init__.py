@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 import jsonschema
+
 from mapsync.connectors.base import Change, Connector, EntityInfo, Record
 from mapsync.connectors.http import HttpClient, HttpSettings
 from mapsync.errors import SpecError, SpecErrors

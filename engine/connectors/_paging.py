@@ -50,9 +50,9 @@ class LoopGuard:
             self._fail(f"the server sent the cursor {cursor!r} twice; stopping instead of looping")
         self._cursors.add(cursor)
 
-    def check_page(self, ids: Sequence[str]) -> None:
+    def check_page(self, ids: Sequence[str], *, enforce: bool = True) -> None:
         current = tuple(ids)
-        if current and current == self._previous_ids:
+        if enforce and current and current == self._previous_ids:
             self._fail(f"the server sent the same page of {len(current)} records twice in a row")
         self._previous_ids = current
 
@@ -124,7 +124,8 @@ class KeysetPaging:
         self._after = after
         self._skip = 0
         self._anchor: str | None = None
-        self._overlap = max(0, min(overlap, page_size - 1))  # each page must still bring a new record
+        # At most half a page, so that even inside a block of one instant each page brings new records.
+        self._overlap = max(0, min(overlap, page_size // 2))
         self._runs: list[_Run] = []  # timestamps of the current query's first positions, run-length coded
         self._restarts = 0
         self._restarted = False
@@ -138,9 +139,8 @@ class KeysetPaging:
 
     def accept(self, page: Sequence[tuple[str, datetime]]) -> list[int]:
         """Take the answer to `next_request()`; return the indexes of the records to yield."""
-        if not self._restarted:
-            # After a restart the same page may come back for real: the data moved, not the server.
-            self._guard.check_page([record_id for record_id, _ in page])
+        # After a restart the same page may come back for real: the data moved, not the server.
+        self._guard.check_page([record_id for record_id, _ in page], enforce=not self._restarted)
         first_new = self._first_new(page)
         self._restarted = first_new is None
         if first_new is None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+
 from mapsync.connectors import load_entity_info, register
 from mapsync.connectors._paging import KeysetPaging, filter_time, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record

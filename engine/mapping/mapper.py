@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from jmespath.exceptions import JMESPathError
+
 from mapsync.errors import MappingError
 from mapsync.mapping.paths import Getter, get_path, make_getter, set_path, split
 from mapsync.mapping.types import Coerce, canonical_converter, source_converter
@@ -69,7 +71,21 @@ class Mapper:
         self.zone = ZoneInfo(spec.timezone)
         self.rows = [self._compile(row) for row in spec.rows]
         self.targets = [r.row.target for r in self.rows]
-        self._plain_forward = [(r.row.target, r.read_source, r.canonical, r.row) for r in self.rows]
+        # Precomputed per-row tuples for the hot paths (forward runs once per record and row).
+        self._forward_plan = tuple(
+            (r.row.target, r.row.source_path if r.row.source_path is not None and "." not in r.row.source_path
+             else None, r.read_source, r.canonical, _UNCHANGED.get(r.row.type), r.row.type == "reference", r.row)
+            for r in self.rows)
+        self._placement = tuple((r.row.target, *_place(r.target_parts)) for r in self.rows)
+        self._constants = tuple((split(key), value) for key, value in spec.constants.items())
+        self._flat_constants = all(len(parts) == 1 for parts, _ in self._constants)
+        self._template = {parts[0]: value for parts, value in self._constants} if self._flat_constants else {}
+        # How forward places each row: _TOP (out[top]), _FIRST_CHILD (a fresh parent object, first child
+        # of it), _CHILD (a later child of that object) or _DEEP (set_path); see _placements.
+        self._forward_build = tuple(
+            (key, read, canonical, unchanged, row if is_reference else None, *place)
+            for (_, key, read, canonical, unchanged, is_reference, row), place
+            in zip(self._forward_plan, _placements([r.target_parts for r in self.rows]), strict=True))
 
     def _compile(self, row: Row) -> CompiledRow:
         canonical = canonical_converter(row.type, self.zone)
@@ -91,12 +107,18 @@ class Mapper:
     def project_source(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> Values:
         """The canonical value of every row, computed from a source record (references translated)."""
         out: Values = {}
-        for target, read, canonical, row in self._plain_forward:
+        get = record.get
+        for target, key, read, canonical, unchanged, is_reference, row in self._forward_plan:
             try:
-                value = canonical(read(record))
+                value: Any = get(key) if key is not None else read(record)
+                # Fast path: None, and a non-empty value already of the canonical type, convert to themselves.
+                if value is not None and (type(value) is not unchanged or value == ""):
+                    value = canonical(value)
             except MappingError as exc:
                 raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=row.source, value=exc.value) from None
-            if row.type == "reference" and value is not None:
+            except JMESPathError as exc:
+                raise MappingError(f"cannot evaluate {row.source!r}: {exc}", prop=row.source) from None
+            if is_reference and value is not None:
                 value = self._to_target_id(row, value, links)
             out[target] = value
         return out
@@ -122,11 +144,20 @@ class Mapper:
         """A target record (nested) holding `values` and the dataflow's constants."""
         record: dict[str, Any] = {}
         if with_constants:
-            for key, value in self.spec.constants.items():
-                set_path(record, split(key), value)
-        for compiled in self.rows:
-            if compiled.row.target in values:
-                set_path(record, compiled.target_parts, values[compiled.row.target])
+            for parts, value in self._constants:
+                set_path(record, parts, value)
+        for target, top, leaf, parts in self._placement:
+            if target not in values:
+                continue
+            if leaf is None and top is not None:
+                record[top] = values[target]
+            elif top is not None and leaf is not None:
+                node = record.get(top)
+                if not isinstance(node, dict):
+                    node = record[top] = {}
+                node[leaf] = values[target]
+            else:
+                set_path(record, parts, values[target])
         return record
 
     def target_patch(self, changes: Values, current: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -144,8 +175,38 @@ class Mapper:
         return patch
 
     def forward(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
-        """A whole target record for a source record: what a create sends."""
-        return self.target_record(self.project_source(record, links))
+        """A whole target record for a source record: what a create sends.
+
+        The same as target_record(project_source(record, links)), in one pass: this is the hot path.
+        """
+        if not self._flat_constants:
+            return self.target_record(self.project_source(record, links))
+        out = self._template.copy()
+        get = record.get
+        try:
+            for key, read, canonical, unchanged, reference, how, top, leaf, parts in self._forward_build:
+                value: Any = get(key) if key is not None else read(record)
+                # Fast paths: None, and a value already of the canonical type, are themselves; "" is None.
+                if value is not None:
+                    if type(value) is not unchanged:
+                        value = canonical(value)
+                    elif not value and unchanged is str:
+                        value = None
+                if reference is not None and value is not None:
+                    value = self._to_target_id(reference, value, links)
+                if how is _TOP:
+                    out[top] = value
+                elif how is _CHILD:
+                    out[top][leaf] = value
+                elif how is _FIRST_CHILD:
+                    out[top] = {leaf: value}
+                else:
+                    set_path(out, parts, value)
+        except (MappingError, JMESPathError):
+            # Off the happy path: project_source raises the same problem, naming the row it happened in.
+            self.project_source(record, links)
+            raise
+        return out
 
     # -- backward -----------------------------------------------------------------------------------
 
@@ -163,9 +224,14 @@ class Mapper:
                     if row.type == "reference":
                         value = self._to_source_id(row, compiled.canonical(value), links)
                     value = convert(value)
+                except UnresolvedReference:
+                    raise  # the record waits for its reference; not a bad value
                 except MappingError as exc:
                     raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=row.target,
                                        value=exc.value) from None
+                except JMESPathError as exc:
+                    raise MappingError(f"cannot evaluate the reverse of {row.target!r} for {'.'.join(parts)}: "
+                                       f"{exc}", prop=row.target) from None
                 set_path(out, parts, value)
         return out
 
@@ -185,6 +251,49 @@ class Mapper:
     def owns_target(self, record: Mapping[str, Any]) -> bool:
         """Whether a target record belongs to this dataflow: it carries every constant (e.g. kind)."""
         return all(get_path(record, split(k)) == v for k, v in self.spec.constants.items())
+
+
+# Row types whose canonical converter returns a non-empty value of exactly this type unchanged.
+_UNCHANGED: dict[str, type] = {"string": str, "reference": str, "integer": int, "boolean": bool}
+
+
+_TOP, _FIRST_CHILD, _CHILD, _DEEP = "top", "first child", "child", "deep"
+
+
+def _placements(targets: list[tuple[str, ...]]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """(how, top, leaf, parts) per target path, for building a record in one pass (flat constants only).
+
+    Same result as set_path for each path in turn: a parent object is created fresh at its first child
+    (replacing a scalar constant of that name, as set_path does) and filled by the later ones.
+    """
+    placed: list[tuple[str, str, str, tuple[str, ...]]] = []
+    parents: set[str] = set()
+    deep: set[str] = set()  # tops that set_path has written below: set_path from then on
+    for parts in targets:
+        if len(parts) == 1:
+            placed.append((_TOP, parts[0], "", parts))
+            parents.discard(parts[0])
+            deep.discard(parts[0])  # a later child of it finds a scalar there, and replaces it
+        elif parts[0] in deep:
+            placed.append((_DEEP, parts[0], "", parts))
+        elif len(parts) == 2 and parts[0] not in parents:
+            placed.append((_FIRST_CHILD, parts[0], parts[1], parts))
+            parents.add(parts[0])
+        elif len(parts) == 2:
+            placed.append((_CHILD, parts[0], parts[1], parts))
+        else:
+            placed.append((_DEEP, parts[0], "", parts))
+            deep.add(parts[0])
+    return placed
+
+
+def _place(parts: tuple[str, ...]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """(top, None) for a top-level property, (parent, leaf) one level down, (None, None) deeper."""
+    if len(parts) == 1:
+        return parts[0], None, parts
+    if len(parts) == 2:
+        return parts[0], parts[1], parts
+    return None, None, parts
 
 
 def _chain(first: Coerce, second: Coerce) -> Coerce:

@@ -1,0 +1,102 @@
+"""The connector registry and the package's public surface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import pytest
+
+from mapsync import connectors
+from mapsync.connectors import (
+    Connector,
+    create_connector,
+    known_types,
+    load_entity_info,
+    register,
+    settings_schema,
+)
+from mapsync.errors import SpecError, SpecErrors
+
+TB = {"type": "tidsbanken", "base_url": "https://tb.test", "api_key": "K-123", "subscription_key": "S-456"}
+
+
+def test_all_is_sorted_and_matches_the_public_names() -> None:
+    # Public: every non-underscore class or function that comes from mapsync.connectors itself.
+    public = {
+        name
+        for name, value in vars(connectors).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("mapsync.connectors")
+        and not isinstance(value, type(connectors))
+    } | {"Record"}
+    assert connectors.__all__ == sorted(connectors.__all__, key=lambda n: (not n[0].isupper(), n))
+    assert set(connectors.__all__) == public
+    for name in connectors.__all__:
+        assert hasattr(connectors, name)
+
+
+def test_known_types() -> None:
+    assert {"custompms", "tidsbanken"} <= set(known_types())
+
+
+def test_unknown_type_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError, match=r"unknown connector type .sap.; known types: .*custompms.*tidsbanken"):
+        create_connector("erp", {"type": "sap"})
+
+
+def test_unknown_key_is_named_without_echoing_values() -> None:
+    with pytest.raises(SpecError) as info:
+        create_connector("tidsbanken", {**TB, "api_kee": "SECRET-VALUE"})
+    assert "api_kee" in str(info.value)
+    assert "SECRET-VALUE" not in str(info.value)
+
+
+def test_several_problems_are_reported_at_once() -> None:
+    with pytest.raises(SpecErrors) as info:
+        create_connector("pms", {"type": "custompms", "base_url": "x", "page_size": 501})
+    message = str(info.value)
+    assert "token" in message and "page_size" in message
+
+
+@pytest.mark.parametrize("type_name", ["tidsbanken", "custompms"])
+def test_settings_schemas_refuse_unknown_keys(type_name: str) -> None:
+    schema = settings_schema(type_name)
+    assert schema["additionalProperties"] is False
+    assert {"timeout", "max_retries", "rate_limit", "concurrency", "page_size"} <= set(schema["properties"])
+
+
+def test_create_connector_builds_a_protocol_instance() -> None:
+    connector = create_connector("tb", TB, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    try:
+        assert isinstance(connector, Connector)
+        assert connector.name == "tb"
+        assert set(connector.entities()) == {"Avdeling", "Kunde", "Prosjekt"}
+        assert connector.entities()["Kunde"].server_fields == {"OpprettetDato", "SistEndretDato"}
+    finally:
+        connector.close()
+
+
+def test_register_a_new_type() -> None:
+    class Dummy:
+        SETTINGS_SCHEMA: Mapping[str, Any] = {"type": "object", "additionalProperties": True}
+
+        def __init__(
+            self, name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
+        ) -> None:
+            self.name = name
+
+    register("dummy-test")(Dummy)  # type: ignore[type-var]
+    try:
+        assert "dummy-test" in known_types()
+        assert create_connector("d", {"type": "dummy-test"}).name == "d"
+    finally:
+        connectors._factories.pop("dummy-test")
+        connectors._schemas.pop("dummy-test")
+
+
+def test_load_entity_info() -> None:
+    info = load_entity_info("custompms", "customer.json", can_delete=True)
+    assert (info.name, info.key, info.can_delete) == ("Customer", "id", True)
+    assert "version" in info.server_fields
