@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -427,4 +428,10 @@ def _explain(doc: Document, base: KeyPath, error: jsonschema.ValidationError) ->
     if error.validator in {"oneOf", "anyOf"} and error.context:
         best = jsonschema.exceptions.best_match(error.context)
         return _explain(doc, base, best)
+    if path and isinstance(path[-1], str) and _SECRET.search(path[-1]):
+        # jsonschema's own message repeats the value, and this one may be a secret: describe, never quote.
+        return [doc.error(path, f"invalid value (it fails the {error.validator!r} rule of this setting)")]
     return [doc.error(path, error.message)]
+
+
+_SECRET = re.compile(r"key|token|secret|password", re.IGNORECASE)
