@@ -221,8 +221,21 @@ class MappingChecker:
             return None
         before = len(self.errors)
         self.errors.extend(_schema_errors(self.doc, format_schema("mapping.schema.json")))
-        if len(self.errors) > before and not _usable(data):
+        schema_valid = len(self.errors) == before
+        if not schema_valid and not _usable(data):
             return None
+        checked = len(self.errors)
+        try:
+            return self._build(data)
+        except (TypeError, AttributeError, ValueError, KeyError):
+            # The semantic checks assume a document the schema accepts; on one it refused they are a best
+            # effort, and the schema errors already say what is wrong. On a valid one this is a bug.
+            if schema_valid:
+                raise
+            del self.errors[checked:]
+            return None
+
+    def _build(self, data: dict[str, Any]) -> DataflowSpec:
         source = self._side("source", data["source"])
         target = self._side("target", data["target"])
         source_schema = self._entity_schema("source", source)

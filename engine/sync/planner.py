@@ -195,6 +195,11 @@ class DataflowPlanner:
             yield from self._plan_unlinked(source_id, record, modified, values)
             return
         seen = self.scan.target_changed.pop(link.target_id, None)
+        if seen is None and link.state == "conflict":
+            # The link keeps the old base for a manual conflict, not the target's value: read the target,
+            # or the source's side of the conflict would look like the only change and overwrite it.
+            self._refresh_target(link)
+            seen = self.scan.target_changed.pop(link.target_id, None)
         if seen is None and link.source_version == modified and values == link.source_values:
             yield Action("unchanged", self.name, source_id, link.target_id)
             return
@@ -317,6 +322,18 @@ class DataflowPlanner:
                 link = links.get(target_id)
                 if link is None:
                     continue
+                if link.state == "conflict":
+                    # Likewise the other way: the source's side of a manual conflict is not in the link.
+                    try:
+                        record = self.source.read(self.spec.source.entity, link.source_id)
+                    except ConnectorError as exc:
+                        yield self._fail(link.source_id, target_id, f"could not read it: {exc}", exc.status)
+                        continue
+                    if record is not None:
+                        remaining[target_id] = seen
+                        yield from self._plan_source_record(
+                            record, modified_of(self.spec.source_schema, record) or "", link)
+                        continue
                 try:
                     target_values = self.mapper.project_target(seen.record)
                 except MappingError as exc:
