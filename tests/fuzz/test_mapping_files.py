@@ -33,7 +33,7 @@ def mutated_mappings(draw: st.DrawFn) -> Any:
         node: Any = document
         path = draw(st.lists(st.integers(0, 20), min_size=0, max_size=3))
         for step in path:
-            children = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+            children = _children(node)
             if not children:
                 break
             child = children[step % len(children)]
@@ -52,6 +52,12 @@ def mutated_mappings(draw: st.DrawFn) -> Any:
         elif isinstance(node, list) and node:
             node[draw(st.integers(0, len(node) - 1))] = draw(values)
     return document
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return list(node)
+    return list(range(len(node))) if isinstance(node, list) else []
 
 
 def _check(workspace: Path) -> None:

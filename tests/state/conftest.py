@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+
 from mapsync.state import StateStore, open_store
 
 # MAPSYNC_TEST_POSTGRES points the suite at another server (or at none, to try the skip).

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from mapsync.errors import LockHeldError, StateError
 from mapsync.state import StateStore
 from mapsync.state.sqlite import SqliteStore

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-import mapsync.state
 import pytest
+
+import mapsync.state
 from mapsync.errors import SpecError, StateError
 from mapsync.state import Link, open_store
 from mapsync.state.postgres import advisory_key, redact, split_url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mapsync.errors import StateError
 from mapsync.state import Conflict, DeadLetter, PendingCreate, StateStore
 

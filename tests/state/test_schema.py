@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+
 from mapsync.errors import StateError
 from mapsync.state import Link
 from mapsync.state._sql import MIGRATIONS, Migration, SqlStore, check_migrations

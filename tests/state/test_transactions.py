@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from mapsync.errors import StateError
 from mapsync.state import Link, StateStore
 
