@@ -197,9 +197,9 @@ class CustompmsConnector:
 
     def _record(self, response: httpx.Response) -> Record:
         body = self._http.json(response)
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
             raise ConnectorError(
-                "the server's answer is not a record",
+                "the server's answer is not a record with an id",
                 connection=self.name,
                 method=response.request.method,
                 path=response.request.url.path,

@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 from bisect import bisect_left, bisect_right, insort
@@ -356,6 +357,12 @@ class _HttpServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (timeouts, retries under faults) is normal here, not worth
+        # a traceback on stderr; anything else is an emulator bug and is shown.
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
     def track(self, connection: socket.socket) -> None:
         with self._open_changed:

@@ -133,11 +133,11 @@ class Executor:
         outcome = Outcome(action)
         try:
             if action.kind == "create" and action.side == "target":
-                outcome.target_result = self.target.create(self.spec.target.entity, prepared.target_body or {},
-                                                           idempotency_key=prepared.idempotency_key)
+                outcome.target_result = self._created(self.target, self.spec.target.entity, self.spec.target_schema,
+                                                      prepared)
             elif action.kind == "create":
-                outcome.source_result = self.source.create(self.spec.source.entity, prepared.source_body or {},
-                                                           idempotency_key=prepared.idempotency_key)
+                outcome.source_result = self._created(self.source, self.spec.source.entity, self.spec.source_schema,
+                                                      prepared)
             elif action.kind == "delete":
                 self._delete(action)
             else:
@@ -148,6 +148,18 @@ class Executor:
         except MapsyncError as exc:
             outcome.error = exc
         return outcome
+
+    def _created(self, connector: Connector, entity: str, schema: dict[str, Any], prepared: Prepared
+                 ) -> dict[str, Any]:
+        body = prepared.target_body if connector is self.target else prepared.source_body
+        record = connector.create(entity, body or {}, idempotency_key=prepared.idempotency_key)
+        key = str(schema.get("x-key", "id"))
+        if not isinstance(record.get(key), str) or not record[key]:
+            # Without the id there is nothing to link: fail the record (the pending create stays, so the
+            # retry finds the same record through its idempotency key) rather than store a broken link.
+            raise ConnectorError(f"the answer to creating a {entity} holds no {key!r}", connection=connector.name,
+                                 method="POST")
+        return record
 
     def _update_target(self, action: Action) -> dict[str, Any]:
         entity, target_id = self.spec.target.entity, action.target_id or ""
