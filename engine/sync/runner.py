@@ -11,7 +11,7 @@ from typing import Any
 
 from mapsync.connectors import create_connector
 from mapsync.connectors.base import Connector
-from mapsync.errors import MapsyncError, PlanError
+from mapsync.errors import LockHeldError, MapsyncError, PlanError
 from mapsync.mapping.mapper import Mapper
 from mapsync.spec.model import DataflowSpec, Workspace
 from mapsync.state import open_store
@@ -117,10 +117,14 @@ class SyncRun:
 
     def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None) -> Report:
         report = Report()
-        with self.store.lock("apply", wait=lock_wait):
-            links = StoreLinks(self.store)
-            for spec in self.specs:
-                self._apply_dataflow(spec, links, report, progress)
+        try:
+            with self.store.lock("apply", wait=lock_wait):
+                links = StoreLinks(self.store)
+                for spec in self.specs:
+                    self._apply_dataflow(spec, links, report, progress)
+        except LockHeldError as exc:
+            # Reported like any failure, so the JSON report a scheduler watches says why nothing ran.
+            report.errors.append(f"{exc} (use --wait SECONDS to wait for it)")
         report.requests = {name: c.request_counts() for name, c in self.connectors.items()}
         report.finished_at = datetime.now(UTC)
         return report
