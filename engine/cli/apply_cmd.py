@@ -9,7 +9,7 @@ import click
 
 from mapsync.cli._app import EXIT_FAILED, cli
 from mapsync.cli._render import ApplyProgress, print_summary
-from mapsync.cli._workspace import workspace_from
+from mapsync.cli._workspace import check_dataflows, workspace_from
 from mapsync.sync.runner import SyncRun
 
 
@@ -26,7 +26,8 @@ def apply(ctx: click.Context, dataflows: tuple[str, ...], full: bool, json_repor
     """Sync every dataflow (or those named), in dependency order."""
     workspace = workspace_from(ctx)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    with SyncRun(workspace, dataflows=list(dataflows), full=full) as run, ApplyProgress(show_progress) as bar:
+    names = check_dataflows(workspace, dataflows)
+    with SyncRun(workspace, dataflows=names, full=full) as run, ApplyProgress(show_progress) as bar:
         report = run.apply(lock_wait=lock_wait, progress=bar)
     if json_report:
         report.write(Path(json_report))

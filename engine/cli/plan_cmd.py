@@ -7,7 +7,7 @@ import json
 import click
 
 from mapsync.cli._app import EXIT_FAILED, EXIT_PENDING, cli
-from mapsync.cli._workspace import workspace_from
+from mapsync.cli._workspace import check_dataflows, workspace_from
 from mapsync.sync.actions import describe
 from mapsync.sync.report import Counts
 from mapsync.sync.runner import PlannedDataflow, SyncRun
@@ -22,7 +22,7 @@ from mapsync.sync.runner import PlannedDataflow, SyncRun
 def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: bool, as_json: bool) -> None:
     """Read both systems and print what apply would do, record by record."""
     workspace = workspace_from(ctx)
-    with SyncRun(workspace, dataflows=list(dataflows), full=full) as run:
+    with SyncRun(workspace, dataflows=check_dataflows(workspace, dataflows), full=full) as run:
         planned = list(run.plan())
     total = Counts()
     for item in planned:

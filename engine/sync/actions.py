@@ -89,6 +89,7 @@ def describe(action: Action, source_entity: str, target_entity: str) -> list[str
         "defer": f"? wait {src}{name}",
         "ambiguous": f"? ambiguous {src}{name}",
         "fail": f"x fail {src}{name}",
+        "guard": "x refused: mass delete",
     }.get(action.kind, f"{action.kind} {src} {tgt}")
     lines = [head]
     for prop, (old, new) in action.target_changes.items():

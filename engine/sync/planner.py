@@ -57,6 +57,7 @@ class Scan:
     source_cursor: str | None = None
     target_cursor: str | None = None
     complete: bool = False
+    guard_tripped: bool = False  # cursors then stay put, so the deletions are seen again once allowed
     target_changed: dict[str, TargetSeen] = field(default_factory=dict)
     unlinked_targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     deletes: list[Action] = field(default_factory=list)
@@ -76,6 +77,7 @@ class DataflowPlanner:
         self.scan = Scan()
         self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
         self._claimed: set[str] = set()
+        self._queued: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -84,6 +86,10 @@ class DataflowPlanner:
     # -- the whole plan ---------------------------------------------------------------------------------
 
     def actions(self) -> Iterator[Action]:
+        # Records queued last time (failed, waiting, relinked or resolved by hand, cut short by a crash):
+        # read again by id, and never judged unchanged on the link's word alone.
+        self._queued = {d.record_id for d in self.store.iter_dead_letters(self.name)}
+        self._queued |= {p.record_id for p in self.store.iter_pending(self.name) if p.side == "target"}
         self._scan_target()
         handled: set[str] = set()
         yield from self._scan_source(handled)
@@ -152,9 +158,7 @@ class DataflowPlanner:
 
     def _retries(self, handled: set[str]) -> Iterator[Action]:
         """Records that failed or waited last time, and creates a crash may have cut short: read by id."""
-        ids = {d.record_id for d in self.store.iter_dead_letters(self.name)}
-        ids |= {p.record_id for p in self.store.iter_pending(self.name) if p.side == "target"}
-        for source_id in sorted(ids - handled):
+        for source_id in sorted(self._queued - handled):
             handled.add(source_id)
             try:
                 record = self.source.read(self.spec.source.entity, source_id)
@@ -195,9 +199,10 @@ class DataflowPlanner:
             yield from self._plan_unlinked(source_id, record, modified, values)
             return
         seen = self.scan.target_changed.pop(link.target_id, None)
-        if seen is None and link.state == "conflict":
-            # The link keeps the old base for a manual conflict, not the target's value: read the target,
-            # or the source's side of the conflict would look like the only change and overwrite it.
+        if seen is None and (link.state == "conflict" or source_id in self._queued):
+            # The link keeps the old base for a manual conflict, not the target's value (and a queued
+            # record may have failed halfway): read the target, or the source's side would look like the
+            # only change and overwrite it.
             self._refresh_target(link)
             seen = self.scan.target_changed.pop(link.target_id, None)
         if seen is None and link.source_version == modified and values == link.source_values:
@@ -371,6 +376,7 @@ class DataflowPlanner:
         total = self.store.count_links(self.name)
         allowed = max(1, math.floor(self.spec.delete_max_share * total))
         if len(deletes) > allowed:
+            self.scan.guard_tripped = True
             share = len(deletes) / total if total else 1.0
             yield Action("guard", self.name, reason=(
                 f"refusing to delete or unlink {len(deletes)} of {total} links ({share:.0%}; "

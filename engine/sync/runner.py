@@ -152,7 +152,7 @@ class SyncRun:
             result.aborted = True
             result.errors.append(f"{spec.name}: stopped: {exc}")
             return
-        if planner.scan.complete:
+        if planner.scan.complete and not planner.scan.guard_tripped:
             self._save_cursors(spec, planner)
 
     def _save_cursors(self, spec: DataflowSpec, planner: DataflowPlanner) -> None:
@@ -164,8 +164,9 @@ class SyncRun:
 
 
 def _error_line(spec: DataflowSpec, action: Action) -> str:
-    who = f"{spec.source.entity} {action.source_id}" if action.source_id else spec.name
-    return f"{spec.name}: {who}: {action.reason}"
+    if not action.source_id:
+        return f"{spec.name}: {action.reason}"
+    return f"{spec.name}: {spec.source.entity} {action.source_id}: {action.reason}"
 
 
 def summary_rows(report: Report) -> list[dict[str, Any]]:
