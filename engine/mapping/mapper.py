@@ -208,6 +208,20 @@ class Mapper:
             raise
         return out
 
+    def with_whole_objects(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with every nested object given all the properties its schema names (null if unmapped).
+
+        A create sends postal_address {line1, postal_code, city} as {line1, line2: null, postal_code, city}:
+        a strict server may insist on the whole object.
+        """
+        props = self.spec.target_schema.get("properties", {})
+        for key, value in record.items():
+            inner = props.get(key, {}).get("properties") if isinstance(props.get(key), dict) else None
+            if isinstance(value, dict) and isinstance(inner, dict):
+                for name in inner:
+                    value.setdefault(name, None)
+        return record
+
     # -- backward -----------------------------------------------------------------------------------
 
     def source_changes(self, target_record: Mapping[str, Any], rows: set[str] | None = None,

@@ -108,7 +108,7 @@ class Executor:
             record_id = action.source_id if side == "target" else action.target_id
             prepared.idempotency_key = self._pending_key(side, record_id or "")
             if side == "target":
-                prepared.target_body = self.mapper.target_record(action.source_values)
+                prepared.target_body = self.mapper.with_whole_objects(self.mapper.target_record(action.source_values))
             else:
                 body = self.mapper.backward(action.target_record or {}, self.links)
                 key_field = str(self.spec.source_schema.get("x-key", "id"))

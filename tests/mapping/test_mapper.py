@@ -376,3 +376,10 @@ def test_a_reverse_expression_that_cannot_be_evaluated_is_a_mapping_error() -> N
     with pytest.raises(MappingError, match=r"^name: cannot evaluate the reverse of 'name' for Navn") as info:
         m.backward({"name": "A", "email": None})
     assert info.value.prop == "name"
+
+
+def test_a_create_body_carries_whole_nested_objects() -> None:
+    avdeling = mapper("avdeling-customer")
+    body = avdeling.with_whole_objects(avdeling.forward({"Navn": "Salg", "Adresse": "Gata 1", "Postnr": "0150"}))
+    assert body["postal_address"] == {"line1": "Gata 1", "line2": None, "postal_code": "0150", "city": None}
+    assert "delivery_address" not in body  # only objects the mapping writes are completed
