@@ -17,10 +17,11 @@ from urllib.parse import quote
 import httpx
 
 from mapsync.connectors import load_entity_info, register
+from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors._paging import CursorPaging, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record
 from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES, HttpClient, HttpSettings
-from mapsync.errors import ConnectorError, NotFoundError, PagingError, SpecError
+from mapsync.errors import ConnectorError, NotFoundError, PagingError
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -53,8 +54,10 @@ def _resources() -> dict[str, _Resource]:
 
 
 @register("custompms")
-class CustompmsConnector:
+class CustompmsConnector(HttpBackedConnector):
     """One connection to Custompms. Thread-safe: its only shared state is the HttpClient."""
+
+    system = "Custompms"
 
     SETTINGS_SCHEMA = SETTINGS_SCHEMA
 
@@ -138,26 +141,10 @@ class CustompmsConnector:
         response = self._http.request("GET", "/api/v1/customers", params={"limit": 1})
         self._http.json(response)
 
-    def request_counts(self) -> dict[str, int]:
-        return self._http.request_counts()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> CustompmsConnector:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- helpers --------------------------------------------------------------------------------
 
     def _resource(self, entity: str) -> _Resource:
-        try:
-            return self._resources[entity]
-        except KeyError:
-            known = ", ".join(sorted(self._resources))
-            raise SpecError(f"{self.name}: Custompms has no entity {entity!r}; known: {known}") from None
+        return self._entity(self._resources, entity)
 
     @staticmethod
     def _item_path(resource: _Resource, record_id: str) -> str:

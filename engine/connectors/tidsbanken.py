@@ -17,10 +17,11 @@ from urllib.parse import quote
 import httpx
 
 from mapsync.connectors import load_entity_info, register
+from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors._paging import KeysetPaging, filter_time, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record
 from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES, HttpClient, HttpSettings
-from mapsync.errors import ConflictError, ConnectorError, NotFoundError, PagingError, SpecError
+from mapsync.errors import ConflictError, ConnectorError, NotFoundError, PagingError
 
 MODIFIED = "SistEndretDato"
 DEFAULT_OVERLAP_SECONDS = 60.0
@@ -94,8 +95,10 @@ def odata_literal(value: str) -> str:
 
 
 @register("tidsbanken")
-class TidsbankenConnector:
+class TidsbankenConnector(HttpBackedConnector):
     """One connection to Tidsbanken. Thread-safe: its only shared state is the HttpClient."""
+
+    system = "Tidsbanken"
 
     SETTINGS_SCHEMA = SETTINGS_SCHEMA
 
@@ -214,26 +217,10 @@ class TidsbankenConnector:
         response = self._http.request("GET", "/ansatt/avdeling", params={"$top": 1})
         self._http.json(response)
 
-    def request_counts(self) -> dict[str, int]:
-        return self._http.request_counts()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> TidsbankenConnector:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- helpers --------------------------------------------------------------------------------
 
     def _set(self, entity: str) -> _EntitySet:
-        try:
-            return self._sets[entity]
-        except KeyError:
-            known = ", ".join(sorted(self._sets))
-            raise SpecError(f"{self.name}: Tidsbanken has no entity {entity!r}; known: {known}") from None
+        return self._entity(self._sets, entity)
 
     def _lower_bound(self, since: str | None) -> datetime | None:
         if since is None:

@@ -12,11 +12,10 @@ from typing import Any
 
 from mapsync.connectors.base import Connector
 from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError
-from mapsync.mapping.mapper import Mapper, UnresolvedReference
-from mapsync.spec.model import DataflowSpec
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, StateStore
+from mapsync.mapping.mapper import UnresolvedReference
+from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate
 from mapsync.sync.actions import Action
-from mapsync.sync.lookup import StoreLinks
+from mapsync.sync.context import DataflowContext, UsesContext
 from mapsync.sync.planner import chunked, modified_of
 
 NEEDS_REQUEST = frozenset({"create", "update", "link", "delete"})
@@ -44,16 +43,9 @@ class Prepared:
     source_body: dict[str, Any] | None = None
 
 
-class Executor:
-    def __init__(self, spec: DataflowSpec, mapper: Mapper, *, source: Connector, target: Connector,
-                 store: StateStore, links: StoreLinks, workers: int,
-                 on_outcome: Callable[[Outcome], None]) -> None:
-        self.spec = spec
-        self.mapper = mapper
-        self.source = source
-        self.target = target
-        self.store = store
-        self.links = links
+class Executor(UsesContext):
+    def __init__(self, ctx: DataflowContext, *, workers: int, on_outcome: Callable[[Outcome], None]) -> None:
+        self.ctx = ctx
         self.workers = max(1, workers)
         self.on_outcome = on_outcome
 

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from mapsync.connectors.base import Change, Connector
+from mapsync.connectors.base import Change
 from mapsync.errors import ConnectorError, MappingError
-from mapsync.mapping.mapper import Mapper, UnresolvedReference
+from mapsync.mapping.mapper import UnresolvedReference
 from mapsync.mapping.paths import get_path, split
 from mapsync.mapping.types import to_datetime
-from mapsync.spec.model import DataflowSpec
-from mapsync.state.base import Link, StateStore
+from mapsync.state.base import Link
 from mapsync.sync.actions import Action
-from mapsync.sync.lookup import StoreLinks
+from mapsync.sync.context import DataflowContext, UsesContext
 from mapsync.sync.merge import MergeResult, merge
 
 CHUNK = 500
@@ -63,25 +62,15 @@ class Scan:
     deletes: list[Action] = field(default_factory=list)
 
 
-class DataflowPlanner:
-    def __init__(self, spec: DataflowSpec, mapper: Mapper, *, source: Connector, target: Connector,
-                 store: StateStore, links: StoreLinks, full: bool = False, plan_only: bool = False) -> None:
-        self.spec = spec
-        self.mapper = mapper
-        self.source = source
-        self.target = target
-        self.store = store
-        self.links = links
+class DataflowPlanner(UsesContext):
+    def __init__(self, ctx: DataflowContext, *, full: bool = False, plan_only: bool = False) -> None:
+        self.ctx = ctx
         self.full = full
         self.plan_only = plan_only
         self.scan = Scan()
         self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
         self._claimed: set[str] = set()
         self._queued: set[str] = set()
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     # -- the whole plan ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from mapsync.spec.model import DataflowSpec, Workspace
 from mapsync.state import open_store
 from mapsync.state.base import StateStore
 from mapsync.sync.actions import Action
+from mapsync.sync.context import DataflowContext
 from mapsync.sync.executor import Executor, Outcome
 from mapsync.sync.lookup import StoreLinks
 from mapsync.sync.planner import DataflowPlanner
@@ -91,11 +92,12 @@ class SyncRun:
         assert self._store is not None, "use SyncRun as a context manager"
         return self._store
 
+    def _context(self, spec: DataflowSpec, links: StoreLinks) -> DataflowContext:
+        return DataflowContext(spec, self.mappers[spec.name], self.connectors[spec.source.connection],
+                               self.connectors[spec.target.connection], self.store, links)
+
     def _planner(self, spec: DataflowSpec, links: StoreLinks, *, plan_only: bool) -> DataflowPlanner:
-        return DataflowPlanner(spec, self.mappers[spec.name], source=self.connectors[spec.source.connection],
-                               target=self.connectors[spec.target.connection], store=self.store, links=links,
-                               full=self.full,
-                               plan_only=plan_only)
+        return DataflowPlanner(self._context(spec, links), full=self.full, plan_only=plan_only)
 
     # -- plan -----------------------------------------------------------------------------------------
 
@@ -144,8 +146,7 @@ class SyncRun:
 
         workers = max(int(self.workspace.connections[side.connection].get("concurrency", 8))
                       for side in (spec.source, spec.target))
-        executor = Executor(spec, self.mappers[spec.name], source=planner.source, target=planner.target,
-                            store=self.store, links=links, workers=workers, on_outcome=on_outcome)
+        executor = Executor(planner.ctx, workers=workers, on_outcome=on_outcome)
         try:
             executor.run(planner.actions())
         except MapsyncError as exc:
