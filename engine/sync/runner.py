@@ -4,7 +4,7 @@ order, each planned and (for apply) executed, cursors saved only when a dataflow
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -120,7 +120,7 @@ class SyncRun:
     def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None) -> Report:
         report = Report()
         try:
-            with self.store.lock("apply", wait=lock_wait):
+            with self._dataflow_locks(lock_wait):
                 links = StoreLinks(self.store)
                 for spec in self.specs:
                     self._apply_dataflow(spec, links, report, progress)
@@ -130,6 +130,15 @@ class SyncRun:
         report.requests = {name: c.request_counts() for name, c in self.connectors.items()}
         report.finished_at = datetime.now(UTC)
         return report
+
+    @contextmanager
+    def _dataflow_locks(self, wait: float) -> Iterator[None]:
+        """One lock per dataflow, all taken before anything is read, in name order (so two runs can never
+        wait on each other). Runs of disjoint dataflows go side by side; runs sharing one never overlap."""
+        with ExitStack() as held:
+            for name in sorted(spec.name for spec in self.specs):
+                held.enter_context(self.store.lock(f"apply:{name}", wait=wait))
+            yield
 
     def _apply_dataflow(self, spec: DataflowSpec, links: StoreLinks, report: Report,
                         progress: ProgressHook | None) -> None:

@@ -305,15 +305,26 @@ def test_refused_record_goes_to_the_dead_letter_ledger(hs: Harness) -> None:
 
 def test_apply_refuses_while_the_lock_is_held(h: Harness) -> None:
     holder = h.open_another_store()
-    with holder.lock("apply"):
+    with holder.lock("apply:kunde-customer"):
         run = h.apply()
         assert run.exit_code == 1
-        assert "lock 'apply'" in run.stderr
+        assert "lock 'apply:kunde-customer'" in run.stderr
         assert "held by" in run.stderr
         assert "Traceback" not in run.output
         assert h.writes() == 0
     run = h.apply()
     assert run.exit_code == 0, run.output
+
+
+def test_runs_of_disjoint_dataflows_go_side_by_side(h: Harness) -> None:
+    holder = h.open_another_store()
+    with holder.lock("apply:prosjekt-project"):
+        run = h.apply("--dataflow", "avdeling-customer", "--dataflow", "kunde-customer")
+        assert run.exit_code == 0, run.output
+        assert "prosjekt-project" not in run.report["dataflows"]  # type: ignore[index]
+        blocked = h.apply("--dataflow", "prosjekt-project")
+        assert blocked.exit_code == 1 and "lock 'apply:prosjekt-project'" in blocked.stderr
+    assert h.apply("--dataflow", "prosjekt-project").exit_code == 0
 
 
 def test_apply_wait_waits_for_the_lock(h: Harness) -> None:
@@ -324,7 +335,7 @@ def test_apply_wait_waits_for_the_lock(h: Harness) -> None:
         try:
             store = open_store(h.state_url)  # used and closed on this thread only
             try:
-                with store.lock("apply"):
+                with store.lock("apply:prosjekt-project"):
                     held.set()
                     release.wait(30)
             finally:
@@ -365,7 +376,7 @@ def test_lock_left_by_a_killed_apply_is_recovered(h: Harness) -> None:
             assert time.monotonic() < deadline, "the apply subprocess made no progress"
             time.sleep(0.01)
         # it holds the lock now
-        with pytest.raises(LockHeldError), h.open_another_store().lock("apply"):
+        with pytest.raises(LockHeldError), h.open_another_store().lock("apply:avdeling-customer"):
             pass
     finally:
         proc.send_signal(signal.SIGKILL)
