@@ -16,6 +16,7 @@ import socketserver
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -438,7 +439,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class EmulatorServer:
+class EmulatorServer(ABC):
     """Base of both emulators: one HTTP server thread, faults, counters and a data lock."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None) -> None:
@@ -568,12 +569,13 @@ class EmulatorServer:
         except Exception as exc:  # a bug in the emulator: answer 500 rather than hang the client
             return Response(500, {"error": f"emulator error: {type(exc).__name__}: {exc}"})
 
+    @abstractmethod
     def authenticate(self, request: Request) -> Response | None:
         """A 401 answer when the credentials are wrong, else None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def handle(self, request: Request) -> Response:
-        raise NotImplementedError
+        """The answer to an authenticated request."""
 
 
 __all__ = [

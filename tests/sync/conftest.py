@@ -18,14 +18,11 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -35,31 +32,10 @@ from mapsync.sandbox import Sandbox, SeedSize
 from mapsync.state import StateStore, open_store
 
 REPO = Path(__file__).resolve().parents[2]
-PG_SERVER = os.environ.get("MAPSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SEED = SeedSize(avdelinger=3, kunder=15, prosjekter=30)
 
 _register_commands()
-
-
-def _pg_unreachable() -> str | None:
-    try:
-        with psycopg.connect(PG_SERVER, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return str(exc).strip() or type(exc).__name__
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    reason = _pg_unreachable()
-    if reason is not None:
-        where = urlsplit(PG_SERVER)
-        message = f"PostgreSQL not reachable at {where.hostname}:{where.port or 5432}: {reason}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return PG_SERVER
 
 
 @pytest.fixture
@@ -77,17 +53,10 @@ def sqlite_url(tmp_path: Path) -> str:
     return "sqlite:///" + str(tmp_path / "state.db")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty state store, on SQLite and on PostgreSQL (a fresh schema, dropped after)."""
-    if request.param == "sqlite":
-        yield "sqlite:///" + str(tmp_path / "state.db")
-        return
-    server: str = request.getfixturevalue("pg_server")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    yield f"{server}?schema={schema}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+@pytest.fixture
+def state_url(store_url: str) -> str:
+    """The suite-wide store_url: SQLite and PostgreSQL."""
+    return store_url
 
 
 @dataclass
