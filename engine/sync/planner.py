@@ -71,6 +71,7 @@ class DataflowPlanner(UsesContext):
         self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
         self._claimed: set[str] = set()
         self._queued: set[str] = set()
+        self._target_gone: set[str] = set()  # source ids whose linked target record was deleted
 
     # -- the whole plan ---------------------------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class DataflowPlanner(UsesContext):
         if change.deleted or change.record is None:
             if link is not None:
                 self.scan.deletes.extend(self._deletion(link, gone="target"))
+                self._target_gone.add(link.source_id)
             return
         if not self.mapper.owns_target(change.record):
             return
@@ -187,6 +189,8 @@ class DataflowPlanner(UsesContext):
         if link is None:
             yield from self._plan_unlinked(source_id, record, modified, values)
             return
+        if source_id in self._target_gone:
+            return  # its partner was deleted: the delete policy decides, an update would only fail
         seen = self.scan.target_changed.pop(link.target_id, None)
         if seen is None and (link.state == "conflict" or source_id in self._queued):
             # The link keeps the old base for a manual conflict, not the target's value (and a queued

@@ -273,6 +273,19 @@ def test_custompms_tombstone_unlinks_by_default(hs: Harness) -> None:
     assert run.exit_code == 0, run.output
 
 
+def test_a_tombstone_beside_an_edit_of_the_source_unlinks_without_failing(hs: Harness) -> None:
+    h = hs
+    assert h.apply().exit_code == 0
+    kunde_id = str(unused_kunder(h)[0]["Id"])
+    customer_id = h.links("kunde-customer")[kunde_id]
+    h.sb.tidsbanken.edit("Kunde", kunde_id, Telefon="+47 12 12 12 12")
+    h.sb.custompms.delete("customers", customer_id)
+    run = h.apply()
+    assert run.exit_code == 0, run.output
+    assert run.counts("kunde-customer")["unlinked"] == 1
+    assert run.counts("kunde-customer")["failed"] == 0
+
+
 def test_propagate_deletes_the_project_on_a_full_scan(hs: Harness) -> None:
     h = hs
     h.set_mapping("prosjekt-project", deletes={"policy": "propagate", "max_share": 0.1})
