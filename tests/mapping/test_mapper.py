@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from mapsync.errors import MappingError, SpecError
 from mapsync.mapping.mapper import DictLinks, Mapper, UnresolvedReference
 from mapsync.spec._yaml import parse_document
-from mapsync.spec.loader import MappingChecker, load_workspace
+from mapsync.spec.checker import MappingChecker
+from mapsync.spec.loader import load_workspace
 from mapsync.spec.model import DataflowSpec, Example, Row, Side, Workspace
 
 REPO = Path(__file__).parents[2]

@@ -16,7 +16,8 @@ import pytest
 
 from mapsync.errors import SpecError, SpecErrors
 from mapsync.spec._yaml import parse_document
-from mapsync.spec.loader import MappingChecker, find_config, load_workspace
+from mapsync.spec.checker import MappingChecker
+from mapsync.spec.loader import find_config, load_workspace
 from mapsync.spec.model import DataflowSpec, Workspace
 
 HERE = Path(__file__).parent

@@ -1,0 +1,237 @@
+"""The checks of one mapping file against the format and the entity schemas of both systems."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jmespath
+import jsonschema
+from jmespath.exceptions import JMESPathError
+
+from mapsync.errors import SpecError
+from mapsync.mapping.paths import field_names, plain_path
+from mapsync.mapping.types import target_type_fits
+from mapsync.spec._schema_errors import schema_errors
+from mapsync.spec._yaml import Document, KeyPath
+from mapsync.spec.entities import entity_names, entity_schema, format_schema, property_schema
+from mapsync.spec.model import DataflowSpec, Example, Row, Side
+
+
+class MappingChecker:
+    """Checks one mapping document against the format and the entity schemas, collecting problems."""
+
+    def __init__(self, doc: Document, connections: dict[str, dict[str, Any]], errors: list[SpecError],
+                 broken: Collection[str] = ()) -> None:
+        self.doc = doc
+        self.connections = connections
+        self.errors = errors
+        self.broken = broken  # connections in mapsync.yaml that are unusable (reported there already)
+
+    def fail(self, path: KeyPath, message: str) -> None:
+        self.errors.append(self.doc.error(path, message))
+
+    def build(self) -> DataflowSpec | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.fail((), "a mapping file must be a mapping of keys (dataflow, source, target, properties)")
+            return None
+        before = len(self.errors)
+        self.errors.extend(schema_errors(self.doc, format_schema("mapping.schema.json")))
+        schema_valid = len(self.errors) == before
+        if not schema_valid and not _usable(data):
+            return None
+        checked = len(self.errors)
+        try:
+            return self._build(data)
+        except (TypeError, AttributeError, ValueError, KeyError):
+            # The semantic checks assume a document the schema accepts; on one it refused they are a best
+            # effort, and the schema errors already say what is wrong. On a valid one this is a bug.
+            if schema_valid:
+                raise
+            del self.errors[checked:]
+            return None
+
+    def _build(self, data: dict[str, Any]) -> DataflowSpec:
+        source = self._side("source", data["source"])
+        target = self._side("target", data["target"])
+        source_schema = self._entity_schema("source", source)
+        target_schema = self._entity_schema("target", target)
+        zone = self._timezone(data.get("timezone", "Europe/Oslo"))
+        rows = [self._row(i, raw, source_schema, target_schema) for i, raw in enumerate(data["properties"])
+                if isinstance(raw, dict)]
+        self._check_duplicate_targets(rows)
+        self._check_constants(data.get("constants") or {}, target_schema)
+        self._check_match(data.get("match") or [], target_schema)
+        deletes = data.get("deletes") or {}
+        return DataflowSpec(
+            name=data["dataflow"], file=self.doc.file, source=source, target=target, rows=rows,
+            title=data.get("title", ""), description=data.get("description", ""),
+            create=data.get("create", "target"), timezone=zone, conflicts=data.get("conflicts", "source-wins"),
+            delete_policy=deletes.get("policy", "unlink"), delete_max_share=float(deletes.get("max_share", 0.1)),
+            match=[list(keys) for keys in data.get("match") or []], constants=dict(data.get("constants") or {}),
+            examples=self._examples(data.get("examples") or [], source_schema, target_schema),
+            source_schema=source_schema or {}, target_schema=target_schema or {},
+        )
+
+    def _side(self, key: str, raw: dict[str, Any]) -> Side:
+        name, entity = raw["connection"], raw["entity"]
+        settings = self.connections.get(name)
+        if settings is None and name in self.broken:
+            return Side(name, "", entity)
+        if settings is None:
+            known = ", ".join(sorted(self.connections)) or "none"
+            self.fail((key, "connection"), f"unknown connection {name!r} (known: {known})")
+            return Side(name, "", entity)
+        return Side(name, str(settings["type"]), entity)
+
+    def _entity_schema(self, key: str, side: Side) -> dict[str, Any] | None:
+        if not side.system:
+            return None
+        schema = entity_schema(side.system, side.entity)
+        if schema is None:
+            self.fail((key, "entity"), f"unknown entity {side.entity!r} for {side.system} "
+                                       f"(known: {', '.join(entity_names(side.system))})")
+        return schema
+
+    def _timezone(self, name: Any) -> str:
+        try:
+            ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(("timezone",), f"unknown time zone {name!r} (use an IANA name like Europe/Oslo)")
+        return str(name)
+
+    def _compiles(self, path: KeyPath, expression: str) -> bool:
+        try:
+            jmespath.compile(expression)
+        except JMESPathError as exc:
+            self.fail(path, f"invalid JMESPath expression {expression!r}: {_first_line(exc)}")
+            return False
+        return True
+
+    def _known_fields(self, path: KeyPath, expression: str, schema: dict[str, Any] | None, side: str) -> None:
+        if schema is None:
+            return
+        plain = plain_path(expression)
+        names = [".".join(plain)] if plain else sorted(field_names(expression))
+        for name in names:
+            if property_schema(schema, name) is None:
+                self.fail(path, f"{schema.get('title', side)} has no property {name!r}"
+                                f"{_suggest(name, schema)}")
+
+    def _row(self, index: int, raw: dict[str, Any], source_schema: dict[str, Any] | None,
+             target_schema: dict[str, Any] | None) -> Row:
+        at: KeyPath = ("properties", index)
+        expression = str(raw.get("source", ""))
+        kind = str(raw.get("type", "string"))
+        direction = str(raw.get("direction", "both"))
+        reverse = tuple((str(k), str(v)) for k, v in (raw.get("reverse") or {}).items())
+        plain = plain_path(expression) if expression else None
+        compiles = bool(expression) and self._compiles((*at, "source"), expression)
+        if compiles:
+            self._known_fields((*at, "source"), expression, source_schema, "source")
+        target = str(raw.get("target", ""))
+        if target_schema is not None and target:
+            prop = property_schema(target_schema, target)
+            if prop is None:
+                self.fail((*at, "target"), f"{target_schema.get('title', 'target')} has no property "
+                                           f"{target!r}{_suggest(target, target_schema)}")
+            elif kind in {"string", "integer", "number", "boolean", "date", "datetime", "reference"}:
+                why = target_type_fits(kind, prop)
+                if why:
+                    self.fail((*at, "type"), why)
+        if plain is None and compiles and not reverse and direction in {"both", "reverse"}:
+            self.fail(at, "a computed source expression needs a `reverse` (source field -> expression on the "
+                          "target) or `direction: forward`")
+        if kind == "reference" and plain is None and compiles:
+            self.fail((*at, "source"), "a reference row's source must be a plain field path holding the id")
+        for field_path, rexpr in reverse:
+            if plain is not None:
+                self.fail((*at, "reverse"), "a plain field path syncs back by itself: remove `reverse`")
+                break
+            if source_schema is not None and property_schema(source_schema, field_path) is None:
+                self.fail((*at, "reverse", field_path), f"{source_schema.get('title', 'source')} has no property "
+                                                        f"{field_path!r}")
+            if self._compiles((*at, "reverse", field_path), rexpr):
+                self._known_fields((*at, "reverse", field_path), rexpr, target_schema, "target")
+        return Row(source=expression, target=target, type=kind, direction=direction, reverse=reverse,
+                   dataflow=raw.get("dataflow"), source_path=".".join(plain) if plain else None,
+                   description=str(raw.get("description", "")), line=self.doc.line_of(at))
+
+    def _check_duplicate_targets(self, rows: list[Row]) -> None:
+        seen: dict[str, int] = {}
+        for index, row in enumerate(rows):
+            if row.target in seen:
+                self.fail(("properties", index, "target"),
+                          f"target {row.target!r} is already mapped by the row on line {seen[row.target]}")
+            else:
+                seen[row.target] = row.line
+
+    def _check_constants(self, constants: dict[str, Any], target_schema: dict[str, Any] | None) -> None:
+        if target_schema is None or not isinstance(constants, dict):
+            return
+        for key, value in constants.items():
+            prop = property_schema(target_schema, key)
+            if prop is None:
+                self.fail(("constants", key), f"{target_schema.get('title')} has no property {key!r}")
+                continue
+            problem = jsonschema.Draft202012Validator(prop).iter_errors(value)
+            for error in problem:
+                self.fail(("constants", key), f"constant {value!r} does not fit: {error.message}")
+
+    def _check_match(self, match: list[Any], target_schema: dict[str, Any] | None) -> None:
+        if target_schema is None:
+            return
+        for i, keys in enumerate(match):
+            for j, key in enumerate(keys if isinstance(keys, list) else []):
+                if isinstance(key, str) and property_schema(target_schema, key) is None:
+                    self.fail(("match", i, j), f"match key {key!r} is not a property of "
+                                               f"{target_schema.get('title')}")
+
+    def _examples(self, raw: list[Any], source_schema: dict[str, Any] | None,
+                  target_schema: dict[str, Any] | None) -> list[Example]:
+        examples: list[Example] = []
+        for index, item in enumerate(raw):
+            if not isinstance(item, dict):
+                continue
+            at: KeyPath = ("examples", index)
+            for side, schema in (("source", source_schema), ("target", target_schema)):
+                record = item.get(side)
+                if schema is not None and isinstance(record, dict):
+                    for key in record:
+                        if key not in schema.get("properties", {}):
+                            self.fail((*at, side, key), f"{schema.get('title')} has no property {key!r}")
+            examples.append(Example(
+                name=str(item.get("name", f"example {index + 1}")), source=dict(item.get("source") or {}),
+                target=dict(item.get("target") or {}), direction=str(item.get("direction", "both")),
+                links={str(k): dict(v) for k, v in (item.get("links") or {}).items()},
+                line=self.doc.line_of(at)))
+        return examples
+
+
+def _usable(data: dict[str, Any]) -> bool:
+    """Whether a mapping with schema errors is still whole enough to check further."""
+    sides_ok = all(isinstance(data.get(k), dict) and isinstance(data[k].get("connection"), str)
+                   and isinstance(data[k].get("entity"), str) for k in ("source", "target"))
+    return sides_ok and isinstance(data.get("dataflow"), str) and isinstance(data.get("properties"), list)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _suggest(name: str, schema: dict[str, Any]) -> str:
+    import difflib
+
+    names = list(_all_paths(schema.get("properties", {})))
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _all_paths(props: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, sub in props.items():
+        yield prefix + key
+        if isinstance(sub, dict) and "properties" in sub:
+            yield from _all_paths(sub["properties"], f"{prefix}{key}.")
