@@ -88,6 +88,9 @@ class Sandbox:
 
 
 __all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_SUBSCRIPTION_KEY",
+    "DEFAULT_TOKEN",
     "CustompmsEmulator",
     "Fault",
     "Faults",
@@ -95,4 +98,5 @@ __all__ = [
     "Sandbox",
     "SeedSize",
     "TidsbankenEmulator",
+    "generate",
 ]

@@ -1,1 +1,9 @@
-"""sync."""
+"""The sync: plan record-level actions from both sides and the links, perform them, report."""
+
+from __future__ import annotations
+
+from mapsync.sync.actions import Action, ConflictInfo
+from mapsync.sync.report import Counts, Report
+from mapsync.sync.runner import PlannedDataflow, SyncRun
+
+__all__ = ["Action", "ConflictInfo", "Counts", "PlannedDataflow", "Report", "SyncRun"]
