@@ -214,7 +214,7 @@ class TidsbankenConnector(HttpBackedConnector):
     # -- housekeeping ---------------------------------------------------------------------------
 
     def check(self) -> None:
-        response = self._http.request("GET", "/ansatt/avdeling", params={"$top": 1})
+        response = self._http.request("GET", f"/ansatt/avdeling?{odata_query({'$top': 1})}")
         self._http.json(response)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class TidsbankenConnector(HttpBackedConnector):
         return cursor - max(self.overlap, timedelta(milliseconds=1))
 
     def _list_page(self, entity_set: _EntitySet, params: Mapping[str, str | int]) -> list[Record]:
-        response = self._http.request("GET", entity_set.list_path, params=params)
+        response = self._http.request("GET", f"{entity_set.list_path}?{odata_query(params)}")
         body = self._http.json(response)
         values = body.get("value") if isinstance(body, dict) else None
         if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
@@ -280,6 +280,18 @@ class TidsbankenConnector(HttpBackedConnector):
 _QUOTE_SAFE = "'"  # keep the literal's quotes readable; everything else in an Id is percent-encoded
 
 
+def odata_query(params: Mapping[str, str | int]) -> str:
+    """A query string as the contract writes it: `$filter=SistEndretDato%20gt%20...%2B02:00&$top=100`.
+
+    Option names keep their `$`, a space travels as %20 and a `+` as %2B: a server that decodes with or
+    without form rules (where `+` would mean a space) reads the same filter.
+    """
+    return "&".join(f"{key}={quote(str(value), safe=_QUERY_SAFE)}" for key, value in params.items())
+
+
+_QUERY_SAFE = "'*:(),"  # OData's literal quotes and punctuation stay readable; everything else is encoded
+
+
 def _is_annotation(key: str) -> bool:
     return key.startswith("@odata.")
 
@@ -290,4 +302,4 @@ def _record_from(body: Any) -> Record:
     return {k: v for k, v in body.items() if not _is_annotation(k)}
 
 
-__all__ = ["SETTINGS_SCHEMA", "TidsbankenConnector", "odata_literal"]
+__all__ = ["SETTINGS_SCHEMA", "TidsbankenConnector", "odata_literal", "odata_query"]
