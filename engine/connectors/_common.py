@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Self, TypeVar
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Self, TypeVar
 
-from mapsync.connectors.http import HttpClient
+import httpx
+
+from mapsync.connectors.http import HttpClient, HttpSettings
 from mapsync.errors import SpecError
 
 T = TypeVar("T")
@@ -14,9 +17,17 @@ T = TypeVar("T")
 class HttpBackedConnector:
     """Base of the built-in connectors: one HttpClient per connection, closed with the connector."""
 
-    name: str
     system: str  # how messages name the system, e.g. "Tidsbanken"
-    _http: HttpClient
+
+    def __init__(self, name: str, settings: Mapping[str, Any], *, headers: Mapping[str, str],
+                 secrets: Sequence[str], auth_hint: str, transport: httpx.BaseTransport | None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.name = name
+        http_settings = HttpSettings.from_settings(settings)
+        self.page_size = http_settings.page_size
+        self._http = HttpClient(name, str(settings["base_url"]), headers={**headers, "Accept": "application/json"},
+                                settings=http_settings, auth_hint=auth_hint, secrets=tuple(secrets),
+                                transport=transport, sleep=sleep)
 
     def request_counts(self) -> dict[str, int]:
         return self._http.request_counts()

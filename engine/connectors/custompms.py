@@ -20,7 +20,7 @@ from mapsync.connectors import load_entity_info, register
 from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors._paging import CursorPaging, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record
-from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES, HttpClient, HttpSettings
+from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES
 from mapsync.errors import ConnectorError, NotFoundError, PagingError
 
 SETTINGS_SCHEMA: dict[str, Any] = {
@@ -69,20 +69,9 @@ class CustompmsConnector(HttpBackedConnector):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.name = name
-        http_settings = HttpSettings.from_settings(settings)
-        self.page_size = http_settings.page_size
         token = str(settings["token"])
-        self._http = HttpClient(
-            name,
-            str(settings["base_url"]),
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            settings=http_settings,
-            auth_hint=AUTH_HINT,
-            secrets=(token,),
-            transport=transport,
-            sleep=sleep,
-        )
+        super().__init__(name, settings, headers={"Authorization": f"Bearer {token}"}, secrets=(token,),
+                         auth_hint=AUTH_HINT, transport=transport, sleep=sleep)
         self._resources = _resources()
 
     # -- reading --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from mapsync.connectors import load_entity_info, register
 from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors._paging import KeysetPaging, filter_time, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record
-from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES, HttpClient, HttpSettings
+from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES
 from mapsync.errors import ConflictError, ConnectorError, NotFoundError, PagingError
 
 MODIFIED = "SistEndretDato"
@@ -110,27 +110,11 @@ class TidsbankenConnector(HttpBackedConnector):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.name = name
-        http_settings = HttpSettings.from_settings(settings)
-        self.page_size = http_settings.page_size
         self.overlap = timedelta(seconds=float(settings.get("overlap", DEFAULT_OVERLAP_SECONDS)))
-        api_key = str(settings["api_key"])
-        subscription_key = str(settings["subscription_key"])
-        self._http = HttpClient(
-            name,
-            str(settings["base_url"]),
-            headers={
-                "tb-key": api_key,
-                "Ocp-Apim-Subscription-Key": subscription_key,
-                "x-api-version": "3.0",
-                "Accept": "application/json",
-            },
-            settings=http_settings,
-            auth_hint=AUTH_HINT,
-            secrets=(api_key, subscription_key),
-            transport=transport,
-            sleep=sleep,
-        )
+        api_key, subscription_key = str(settings["api_key"]), str(settings["subscription_key"])
+        headers = {"tb-key": api_key, "Ocp-Apim-Subscription-Key": subscription_key, "x-api-version": "3.0"}
+        super().__init__(name, settings, headers=headers, secrets=(api_key, subscription_key),
+                         auth_hint=AUTH_HINT, transport=transport, sleep=sleep)
         self._sets = _entity_sets()
 
     # -- reading --------------------------------------------------------------------------------

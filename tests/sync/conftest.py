@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,3 +193,19 @@ def h(make_harness: Callable[..., Harness], state_url: str) -> Harness:
 def hs(make_harness: Callable[..., Harness], sqlite_url: str) -> Harness:
     """The seeded sandbox, on SQLite only."""
     return make_harness(sqlite_url)
+
+
+FLOWS = ("avdeling-customer", "kunde-customer", "prosjekt-project")
+
+
+def all_links(h: Harness) -> dict[str, dict[str, str]]:
+    return {flow: h.links(flow) for flow in FLOWS}
+
+
+def write_requests(h: Harness) -> Counter[tuple[str, str, str]]:
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for system, server in (("tidsbanken", h.sb.tidsbanken), ("custompms", h.sb.custompms)):
+        for (method, path), n in server.requests.items():
+            if method in WRITE_METHODS:
+                counts[(system, method, path)] += n
+    return counts

@@ -10,28 +10,12 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import WRITE_METHODS, Harness
+from conftest import FLOWS, Harness, all_links, write_requests
 from e2e_expect import assert_in_sync, assert_no_duplicates, customer, project
 
 from mapsync.errors import LockHeldError
 from mapsync.sandbox import Faults
 from mapsync.state import open_store
-
-FLOWS = ("avdeling-customer", "kunde-customer", "prosjekt-project")
-
-
-def all_links(h: Harness) -> dict[str, dict[str, str]]:
-    return {flow: h.links(flow) for flow in FLOWS}
-
-
-def write_requests(h: Harness) -> Counter[tuple[str, str, str]]:
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for system, server in (("tidsbanken", h.sb.tidsbanken), ("custompms", h.sb.custompms)):
-        for (method, path), n in server.requests.items():
-            if method in WRITE_METHODS:
-                counts[(system, method, path)] += n
-    return counts
-
 
 # -- the initial sync ------------------------------------------------------------------------------------
 

@@ -10,25 +10,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import WRITE_METHODS, Harness
+from conftest import Harness, all_links, write_requests
 from e2e_expect import assert_in_sync
 
 from mapsync.sandbox._server import EmulatorServer
-
-FLOWS = ("avdeling-customer", "kunde-customer", "prosjekt-project")
-
-
-def all_links(h: Harness) -> dict[str, dict[str, str]]:
-    return {flow: h.links(flow) for flow in FLOWS}
-
-
-def write_requests(h: Harness) -> Counter[tuple[str, str, str]]:
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for system, server in (("tidsbanken", h.sb.tidsbanken), ("custompms", h.sb.custompms)):
-        for (method, path), n in server.requests.items():
-            if method in WRITE_METHODS:
-                counts[(system, method, path)] += n
-    return counts
 
 
 @contextmanager
