@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Harness
+from sync_harness import Harness
 
 
 def _first_kunde_pair(h: Harness) -> tuple[str, str]:

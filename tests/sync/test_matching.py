@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Harness
 from e2e_expect import customer
+from sync_harness import Harness
 
 
 def _precreate(h: Harness, kunde: dict[str, Any], **overrides: Any) -> str:

@@ -10,8 +10,8 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import FLOWS, Harness, all_links, write_requests
 from e2e_expect import assert_in_sync, assert_no_duplicates, customer, project
+from sync_harness import FLOWS, Harness, all_links, write_requests
 
 from mapsync.errors import LockHeldError
 from mapsync.sandbox import Faults

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Harness
 from e2e_expect import assert_in_sync, assert_no_duplicates
+from sync_harness import Harness
 
 from mapsync.sandbox import Faults, SeedSize
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Harness, all_links, write_requests
 from e2e_expect import assert_in_sync
+from sync_harness import Harness, all_links, write_requests
 
 from mapsync.sandbox._server import EmulatorServer
 
