@@ -180,7 +180,10 @@ class TidsbankenConnector(HttpBackedConnector):
             response = self._http.request("PATCH", path, json=body)
         else:
             merged = {**current, **changes}
-            body = {k: v for k, v in merged.items() if k not in info.server_fields and not _is_annotation(k)}
+            # Whole-record PUT: only the entity's own writable properties. A server may list more than it
+            # accepts back (computed or expanded fields), and the API answers 400 to unknown names.
+            known = info.schema.get("properties", {})
+            body = {k: v for k, v in merged.items() if k in known and k not in info.server_fields}
             body[info.key] = record_id
             response = self._http.request("PUT", entity_set.update_path, json=body)
         return self._stored(entity, record_id, response)

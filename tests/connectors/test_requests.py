@@ -245,3 +245,12 @@ def test_custompms_writes(connect) -> None:
     assert delete.method == "DELETE"
     assert pms.request_counts() == {"POST": 1, "PATCH": 1, "DELETE": 2, "GET": 1}
     assert pms.entities()["Customer"].can_delete is True
+
+
+def test_tidsbanken_put_sends_only_the_entitys_own_properties(connect) -> None:
+    recorder = Recorder(lambda request: httpx.Response(200, json=json.loads(request.content)))
+    tb = connect(TB, recorder)
+    current = {"Id": "P1", "Navn": "old", "KundeNavn": "expanded by the server", "@odata.etag": "W/1",
+               "SistEndretDato": "s", "OpprettetDato": "o"}
+    tb.update("Prosjekt", "P1", {"Navn": "new"}, current=current)
+    assert recorder.bodies()[0] == {"Id": "P1", "Navn": "new"}
