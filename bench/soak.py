@@ -48,6 +48,7 @@ class Figures:
     applies: int = 0
     kills: int = 0
     requests: int = 0
+    faults: int = 0
     mismatches: int = 0
     duplicates: int = 0
     ledger_errors: int = 0
@@ -135,6 +136,8 @@ class Soak:
                 time.sleep(0.002)
         process.wait(timeout=300)
         self.figures.requests += self.sb.tidsbanken.request_count + self.sb.custompms.request_count - before
+        self.figures.faults = sum(self.sb.tidsbanken.faults_injected.values()) + sum(
+            self.sb.custompms.faults_injected.values())
 
     # -- the checks -------------------------------------------------------------------------------
 
@@ -192,14 +195,15 @@ def main() -> int:
         while soak.figures.rounds < args.rounds and time.monotonic() - started < args.minutes * 60:
             soak.round()
             f = soak.figures
-            print(f"round {f.rounds:2}: edits {f.edits}, creates {f.creates}, kills {f.kills}, "
+            print(f"round {f.rounds:2}: edits {f.edits}, creates {f.creates}, faults {f.faults}, kills {f.kills}, "
                   f"mismatches {f.mismatches}, duplicates {f.duplicates}, ledger errors {f.ledger_errors}",
                   flush=True)
         figures = soak.figures
     print()
     print(f"rounds {figures.rounds}, edits {figures.edits}, new records {figures.creates}, applies "
-          f"{figures.applies}, kills {figures.kills}, requests {figures.requests} (about 10% faulted while "
-          f"faults were on), mismatches {figures.mismatches}, duplicates {figures.duplicates}, "
+          f"{figures.applies}, kills {figures.kills}, requests {figures.requests}, faults injected "
+          f"{figures.faults} (429, 503 and dropped connections), mismatches {figures.mismatches}, "
+          f"duplicates {figures.duplicates}, "
           f"dead-letter ledger errors {figures.ledger_errors}, in {time.monotonic() - started:.0f} s")
     for problem in figures.problems[:30]:
         print(f"  {problem}")

@@ -449,6 +449,7 @@ class EmulatorServer(ABC):
         self._stats_lock = threading.Lock()
         self._request_count = 0
         self._requests: Counter[tuple[str, str]] = Counter()
+        self._injected: Counter[str] = Counter()  # faults injected, by kind ("429", "503", "drop", ...)
         self._faults = faults or Faults()
         self._rng = self._faults.new_rng()
         self._httpd: _HttpServer | None = None
@@ -521,16 +522,27 @@ class EmulatorServer(ABC):
         with self._stats_lock:
             return Counter(self._requests)
 
+    @property
+    def faults_injected(self) -> Counter[str]:
+        """A snapshot: faults injected so far, by kind (a drop-after-write drawn for a GET is not one)."""
+        with self._stats_lock:
+            return Counter(self._injected)
+
     def reset_counts(self) -> None:
         with self._stats_lock:
             self._request_count = 0
             self._requests.clear()
+            self._injected.clear()
 
     def _count_and_draw(self, request: Request) -> tuple[Faults, Fault]:
         with self._stats_lock:
             self._request_count += 1
             self._requests[(request.method, request.path)] += 1
-            return self._faults, draw_fault(self._faults, self._rng)
+            fault = draw_fault(self._faults, self._rng)
+            if fault is not Fault.NONE and not (fault is Fault.DROP_AFTER_WRITE
+                                                and request.method not in WRITE_METHODS):
+                self._injected[fault.value] += 1
+            return self._faults, fault
 
     # -- one request
 

@@ -80,6 +80,16 @@ def test_seeded_faults_are_reproducible(make_sandbox: Callable[..., Sandbox], cl
     assert {200, 429} == set(first)
 
 
+def test_injected_faults_are_counted_by_kind(make_sandbox: Callable[..., Sandbox], client_for: ClientFor) -> None:
+    sandbox = make_sandbox(faults=Faults(rate_429=0.5, retry_after=0, seed=7))
+    client = client_for(sandbox, "custompms")
+    statuses = [client.get("/api/v1/customers").status_code for _ in range(20)]
+    assert sandbox.custompms.faults_injected == {"429": statuses.count(429)}
+    assert sandbox.tidsbanken.faults_injected == {}
+    sandbox.custompms.reset_counts()
+    assert sandbox.custompms.faults_injected == {}
+
+
 def test_draw_follows_the_rates() -> None:
     faults = Faults(rate_429=0.2, rate_503=0.2, rate_drop=0.2, rate_drop_after_write=0.2, rate_slow=0.2, seed=1)
     rng = faults.new_rng()
