@@ -56,13 +56,14 @@ def _serve(avdelinger: int, kunder: int, prosjekter: int, pipe: Connection) -> N
                 pipe.send(changed)
 
 
-def _workspace(folder: Path, env: dict[str, str], concurrency: int) -> Path:
+def _workspace(folder: Path, env: dict[str, str], concurrency: int, state: str | None = None) -> Path:
     repo = Path(__file__).resolve().parent.parent
     (folder / "mappings").mkdir(parents=True, exist_ok=True)
     for mapping in (repo / "mappings").glob("*.yaml"):
         (folder / "mappings" / mapping.name).write_text(mapping.read_text(encoding="utf-8"), encoding="utf-8")
     common = f"concurrency: {concurrency}\n    page_size: 500\n    timeout: 60"
-    (folder / "mapsync.yaml").write_text(f"""state: sqlite:///{folder / 'state.db'}
+    state = state or f"sqlite:///{folder / 'state.db'}"
+    (folder / "mapsync.yaml").write_text(f"""state: {state}
 mappings: [mappings/*.yaml]
 connections:
   tidsbanken:
@@ -111,14 +112,15 @@ def _bare_baseline(env: dict[str, str], count: int, concurrency: int) -> float:
         return time.perf_counter() - started
 
 
-def run(kunder: int = 10_000, prosjekter: int = 20_000, avdelinger: int = 20, concurrency: int = 16) -> dict[str, Any]:
+def run(kunder: int = 10_000, prosjekter: int = 20_000, avdelinger: int = 20, concurrency: int = 16,
+        state: str | None = None) -> dict[str, Any]:
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(avdelinger, kunder, prosjekter, child), daemon=True)
     server.start()
     try:
         env = parent.recv()
         with tempfile.TemporaryDirectory(prefix="mapsync-bench-") as folder:
-            config = _workspace(Path(folder), env, concurrency)
+            config = _workspace(Path(folder), env, concurrency, state)
             initial = _apply(config)
             unchanged = _apply(config)
             settled = _apply(config)
@@ -163,8 +165,9 @@ def main() -> None:
     parser.add_argument("--kunder", type=int, default=10_000)
     parser.add_argument("--prosjekter", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--state", help="state store URL (default: a SQLite file in a temporary folder)")
     args = parser.parse_args()
-    figures = run(kunder=args.kunder, prosjekter=args.prosjekter, concurrency=args.concurrency)
+    figures = run(kunder=args.kunder, prosjekter=args.prosjekter, concurrency=args.concurrency, state=args.state)
     for key, value in figures.items():
         print(f"{key:32} {value:,.3f}" if isinstance(value, float) else f"{key:32} {value}")
 

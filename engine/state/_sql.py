@@ -301,6 +301,10 @@ class SqlStore(ABC):
         """Run a statement written with `?` placeholders and return how many rows it changed."""
 
     @abstractmethod
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one statement once per row (the driver batches the round trips); return the rows changed."""
+
+    @abstractmethod
     def _begin_commit(self) -> AbstractContextManager[None]:
         """One database transaction: commit on normal exit, roll back on an exception."""
 
@@ -420,6 +424,18 @@ class SqlStore(ABC):
             raise StateError(f"{link.dataflow}: target {link.target_id!r} is already linked to another "
                              f"source record than {link.source_id!r}") from exc
 
+    def put_links(self, links: Sequence[Link]) -> None:
+        """put_link for many links in one batch: what a sync records after each group of writes."""
+        if not links:
+            return
+        stamp = now_iso()
+        try:
+            with self.transaction():
+                self._write_many(PUT_LINK, [link_to_row(link, stamp) for link in links])
+        except UniqueViolation as exc:
+            raise StateError(f"{links[0].dataflow}: one of {len(links)} links names a target that is already "
+                             f"linked to another source record") from exc
+
     def delete_link(self, dataflow: str, source_id: str) -> None:
         with self.transaction():
             self._write("DELETE FROM links WHERE dataflow = ? AND source_id = ?", (dataflow, source_id))
@@ -451,6 +467,21 @@ class SqlStore(ABC):
             raise StateError(f"{pending.dataflow}: a create of {pending.side} for {pending.record_id!r} is "
                              f"already pending with another idempotency key")
 
+    def add_pendings(self, pendings: Sequence[PendingCreate]) -> None:
+        """add_pending for many creates in one batch, with the same no-duplicate-key rule."""
+        if not pendings:
+            return
+        stamp = now_iso()
+        with self.transaction():
+            added = self._write_many(ADD_PENDING, [pending_to_row(p, p.created_at or stamp) for p in pendings])
+            if added == len(pendings):
+                return
+            for pending in pendings:  # some were there already: each must carry the same key
+                earlier = self.get_pending(pending.dataflow, pending.side, pending.record_id)
+                if earlier is not None and earlier.idempotency_key != pending.idempotency_key:
+                    raise StateError(f"{pending.dataflow}: a create of {pending.side} for {pending.record_id!r} "
+                                     f"is already pending with another idempotency key")
+
     def get_pending(self, dataflow: str, side: str, record_id: str) -> PendingCreate | None:
         rows = self._query(f"SELECT {_columns(PENDING_COLUMNS)} FROM pending_creates "
                            "WHERE dataflow = ? AND side = ? AND record_id = ?", (dataflow, side, record_id))
@@ -460,6 +491,13 @@ class SqlStore(ABC):
         with self.transaction():
             self._write("DELETE FROM pending_creates WHERE dataflow = ? AND side = ? AND record_id = ?",
                         (dataflow, side, record_id))
+
+    def remove_pendings(self, dataflow: str, side: str, record_ids: Sequence[str]) -> None:
+        with self.transaction():
+            for start in range(0, len(record_ids), ID_CHUNK):
+                chunk = list(record_ids[start:start + ID_CHUNK])
+                self._write(f"DELETE FROM pending_creates WHERE dataflow = ? AND side = ? AND record_id IN "
+                            f"({_placeholders(len(chunk))})", (dataflow, side, *chunk))
 
     def iter_pending(self, dataflow: str | None = None) -> Iterator[PendingCreate]:
         return self._iter_pages("pending_creates", PENDING_COLUMNS, PENDING_KEY, {"dataflow": dataflow},

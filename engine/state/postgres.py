@@ -114,6 +114,14 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise self._state_error(exc) from exc
 
+    def _write_many(self, text: str, rows: Sequence[Sequence[Any]]) -> int:
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.executemany(self._dialect_sql(text), rows)
+                return cursor.rowcount
+        except psycopg.Error as exc:
+            raise self._state_error(exc) from exc
+
     def _state_error(self, exc: psycopg.Error) -> StateError:
         if isinstance(exc, psycopg.errors.UniqueViolation):
             return UniqueViolation(f"state store {self.url}: {exc}")

@@ -145,6 +145,12 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise self._state_error(exc) from exc
 
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        try:
+            return self._conn.executemany(sql, rows).rowcount
+        except sqlite3.Error as exc:
+            raise self._state_error(exc) from exc
+
     def _state_error(self, exc: sqlite3.Error) -> StateError:
         if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
             return UniqueViolation(f"state store {self.url}: {exc}")

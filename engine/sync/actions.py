@@ -43,6 +43,8 @@ class Action:
     target_values: dict[str, Any] = field(default_factory=dict)  # canonical projection of the target now
     link: Link | None = None
     source_modified: str | None = None  # the source record's change marker when it was read
+    queued: bool = False  # the record was in the dead-letter ledger (or a pending create) at the start
+    idempotency_key: str | None = None  # for a create that a crash or timeout cut short: its earlier key
     status: int | None = None  # for fail: the HTTP status, where there was one
 
     @property

@@ -48,6 +48,11 @@ class Executor(UsesContext):
         self.ctx = ctx
         self.workers = max(1, workers)
         self.on_outcome = on_outcome
+        self._done: list[Outcome] = []  # finished, not yet recorded
+        # Written in one batch per group of outcomes (see _record_done):
+        self._new_pendings: list[PendingCreate] = []
+        self._links_made: list[Link] = []
+        self._pendings_done: dict[str, list[str]] = {"target": [], "source": []}
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -58,23 +63,38 @@ class Executor(UsesContext):
                 prepared = self._prepare_batch(batch)
                 for item in prepared:
                     if isinstance(item, Outcome):
-                        self._finish(item)
+                        self._done.append(item)
                         continue
                     while len(inflight) >= self.workers * 2:
-                        self._drain(inflight, block=True)
+                        self._collect(inflight, block=True)
                     inflight.add(pool.submit(self._perform, item))
-                self._drain(inflight, block=False)
+                self._collect(inflight, block=False)
             while inflight:
-                self._drain(inflight, block=True)
+                self._collect(inflight, block=True)
+        self._record_done()
 
-    def _drain(self, inflight: set[Future[Outcome]], *, block: bool) -> None:
+    def _collect(self, inflight: set[Future[Outcome]], *, block: bool) -> None:
         done, _ = wait(inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        if not done:
-            return
         inflight.difference_update(done)
+        self._done.extend(future.result() for future in done)
+        if len(self._done) >= self.workers * 4:
+            self._record_done()
+
+    def _record_done(self) -> None:
+        # Outcomes are recorded in groups, one transaction each: a commit per record would cost more than
+        # the request on a networked database. Safe, because every create's pending entry (and so its
+        # idempotency key) was committed before its request went out.
+        if not self._done:
+            return
         with self.store.transaction():
-            for future in done:
-                self._finish(future.result())
+            for outcome in self._done:
+                self._finish(outcome)
+            self.store.put_links(self._links_made)
+            for side in ("target", "source"):
+                self.store.remove_pendings(self.spec.name, side, self._pendings_done[side])
+        self._done.clear()
+        self._links_made.clear()
+        self._pendings_done = {"target": [], "source": []}
 
     # -- before the request: pending creates, bodies ------------------------------------------------
 
@@ -82,15 +102,16 @@ class Executor(UsesContext):
         # Pending creates are committed before any of their requests is sent: that is what makes a
         # crash or a timeout harmless (the rerun sends the same idempotency key / Id again).
         out: list[Prepared | Outcome] = []
-        with self.store.transaction():
-            for action in batch:
-                if action.kind not in NEEDS_REQUEST and not action.writes:
-                    out.append(Outcome(action))
-                    continue
-                try:
-                    out.append(self._prepare(action))
-                except MapsyncError as exc:
-                    out.append(Outcome(action, error=exc))
+        for action in batch:
+            if action.kind not in NEEDS_REQUEST and not action.writes:
+                out.append(Outcome(action))
+                continue
+            try:
+                out.append(self._prepare(action))
+            except MapsyncError as exc:
+                out.append(Outcome(action, error=exc))
+        self.store.add_pendings(self._new_pendings)
+        self._new_pendings.clear()
         return out
 
     def _prepare(self, action: Action) -> Prepared:
@@ -98,7 +119,7 @@ class Executor(UsesContext):
         if action.kind == "create":
             side = action.side
             record_id = action.source_id if side == "target" else action.target_id
-            prepared.idempotency_key = self._pending_key(side, record_id or "")
+            prepared.idempotency_key = action.idempotency_key or self._new_pending(side, record_id or "")
             if side == "target":
                 prepared.target_body = self.mapper.with_whole_objects(self.mapper.target_record(action.source_values))
             else:
@@ -111,11 +132,9 @@ class Executor(UsesContext):
                                                               set(action.source_changes), self.links)
         return prepared
 
-    def _pending_key(self, side: str, record_id: str) -> str:
-        pending = self.store.get_pending(self.spec.name, side, record_id)
-        if pending is None:
-            pending = PendingCreate(self.spec.name, side, record_id, _new_key(self.spec.name), now())
-            self.store.add_pending(pending)
+    def _new_pending(self, side: str, record_id: str) -> str:
+        pending = PendingCreate(self.spec.name, side, record_id, _new_key(self.spec.name), now())
+        self._new_pendings.append(pending)  # committed with the rest of the batch, before any request
         return pending.idempotency_key
 
     # -- the request (worker thread) ----------------------------------------------------------------
@@ -219,9 +238,11 @@ class Executor(UsesContext):
             pending_id = action.target_id or ""
         outcome.action.target_id = link.target_id
         outcome.action.source_id = link.source_id
-        self.store.put_link(link)
-        self.store.remove_pending(self.spec.name, action.side, pending_id)
-        self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+        self._links_made.append(link)
+        self.links.learn(self.spec.name, link.source_id, link.target_id)
+        self._pendings_done[action.side].append(pending_id)
+        if action.queued:
+            self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
 
     def _record_pair(self, outcome: Outcome) -> None:
         action = outcome.action
@@ -245,12 +266,16 @@ class Executor(UsesContext):
                     target_version=modified_of(self.spec.target_schema, outcome.target_result)
                     or modified_of(self.spec.target_schema, action.target_record) or old.target_version,
                     state="conflict" if manual else "ok", updated_at=now())
-        self.store.put_link(link)
-        self.store.remove_conflicts(self.spec.name, link.source_id)
+        self._links_made.append(link)
+        if action.kind == "link":
+            self.links.learn(self.spec.name, link.source_id, link.target_id)
+        if old.state == "conflict" or manual:
+            self.store.remove_conflicts(self.spec.name, link.source_id)
         for conflict in manual:
             self.store.add_conflict(Conflict(self.spec.name, link.source_id, link.target_id, conflict.prop,
                                              conflict.base, conflict.source_value, conflict.target_value, now()))
-        self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+        if action.queued:
+            self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
 
     def _project_source(self, record: dict[str, Any] | None, fallback: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from mapsync.connectors.base import Change
@@ -71,6 +71,7 @@ class DataflowPlanner(UsesContext):
         self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
         self._claimed: set[str] = set()
         self._queued: set[str] = set()
+        self._pending: dict[tuple[str, str], str] = {}  # (side, record id) -> idempotency key
         self._target_gone: set[str] = set()  # source ids whose linked target record was deleted
 
     # -- the whole plan ---------------------------------------------------------------------------------
@@ -78,15 +79,20 @@ class DataflowPlanner(UsesContext):
     def actions(self) -> Iterator[Action]:
         # Records queued last time (failed, waiting, relinked or resolved by hand, cut short by a crash):
         # read again by id, and never judged unchanged on the link's word alone.
+        self._pending = {(p.side, p.record_id): p.idempotency_key for p in self.store.iter_pending(self.name)}
         self._queued = {d.record_id for d in self.store.iter_dead_letters(self.name)}
-        self._queued |= {p.record_id for p in self.store.iter_pending(self.name) if p.side == "target"}
+        self._queued |= {record_id for side, record_id in self._pending if side == "target"}
         self._scan_target()
         handled: set[str] = set()
-        yield from self._scan_source(handled)
-        yield from self._retries(handled)
-        yield from self._target_only_changes()
-        yield from self._creates_back()
-        yield from self._guarded_deletes()
+        for action in chain(self._scan_source(handled), self._retries(handled), self._target_only_changes(),
+                            self._creates_back(), self._guarded_deletes()):
+            # The executor clears a dead letter only where there is one, and reuses a create's earlier
+            # idempotency key without asking the store again: statements saved per record.
+            action.queued = action.source_id in self._queued
+            if action.kind == "create":
+                other_id = action.source_id if action.side == "target" else action.target_id
+                action.idempotency_key = self._pending.get((action.side, other_id or ""))
+            yield action
         self.scan.complete = True
 
     # -- target side ------------------------------------------------------------------------------------
@@ -127,6 +133,7 @@ class DataflowPlanner(UsesContext):
         cursor = since
         for chunk in chunked(self.source.list_changes(self.spec.source.entity, since), CHUNK):
             links = {link.source_id: link for link in self.store.get_links(self.name, source_ids=[c.id for c in chunk])}
+            self._prefetch_references(chunk)
             for change in chunk:
                 cursor = max(cursor or change.modified, change.modified)
                 if change.id in handled:
@@ -141,6 +148,13 @@ class DataflowPlanner(UsesContext):
         self.scan.source_cursor = cursor
         if full_scan:
             self._notice_disappeared_sources(handled)
+
+    def _prefetch_references(self, chunk: list[Change]) -> None:
+        for row in self.spec.rows:
+            if row.dataflow and row.source_path:
+                parts = split(row.source_path)
+                ids = {str(v) for c in chunk if c.record and (v := get_path(c.record, parts)) not in (None, "")}
+                self.links.prefetch(row.dataflow, ids)
 
     def _notice_disappeared_sources(self, seen: set[str]) -> None:
         for link in self.store.iter_links(self.name):
@@ -239,8 +253,7 @@ class DataflowPlanner(UsesContext):
     def _plan_unlinked(self, source_id: str, record: dict[str, Any], modified: str,
                        values: dict[str, Any]) -> Iterator[Action]:
         label = self._label(record)
-        pending = self.store.get_pending(self.name, "target", source_id)
-        if pending is None and self.spec.match:
+        if ("target", source_id) not in self._pending and self.spec.match:
             candidates, keys = self._match(values)
             if len(candidates) > 1:
                 yield Action("ambiguous", self.name, source_id, label=label,

@@ -119,3 +119,15 @@ def test_a_second_store_sees_committed_links(store: StateStore,
                                              open_stores: Callable[[], StateStore]) -> None:
     store.put_link(make_link(1))
     assert open_stores().link_by_target("kunde", "T00001") is not None
+
+
+def test_put_links_writes_a_batch_and_keeps_targets_unique(store: StateStore) -> None:
+    links = [Link("kunde", f"S{i}", f"T{i}", {"name": f"n{i}"}, {"name": f"n{i}"}) for i in range(700)]
+    store.put_links(links)
+    store.put_links([])
+    assert store.count_links("kunde") == 700
+    found = store.link_by_target("kunde", "T699")
+    assert found is not None and found.source_id == "S699" and found.source_values == {"name": "n699"}
+    with pytest.raises(StateError, match="already"):
+        store.put_links([Link("kunde", "S-new", "T5")])
+    assert store.link_by_source("kunde", "S-new") is None

@@ -96,3 +96,15 @@ def test_conflicts_hold_any_json_value_one_per_property(store: StateStore) -> No
     store.remove_conflicts("kunde", "S1")
     assert [(c.dataflow, c.source_id) for c in store.iter_conflicts()] == [("avdeling", "S1"),
                                                                           ("kunde", "S2")]
+
+
+def test_pending_creates_in_batches(store: StateStore) -> None:
+    batch = [PendingCreate("kunde", "target", f"S{i}", f"key-{i}") for i in range(1200)]
+    store.add_pendings(batch)
+    store.add_pendings(batch[:3])  # the same creates again: nothing changes
+    assert len(list(store.iter_pending("kunde"))) == 1200
+    with pytest.raises(StateError, match="another idempotency key"):
+        store.add_pendings([PendingCreate("kunde", "target", "S7", "key-other")])
+    store.remove_pendings("kunde", "target", [f"S{i}" for i in range(1100)])
+    assert sorted(p.record_id for p in store.iter_pending("kunde")) == sorted(f"S{i}" for i in range(1100, 1200))
+    store.remove_pendings("kunde", "target", [])
