@@ -114,7 +114,7 @@ NOTES = """## What changed where a target was first missed
   link, pending removal, dead-letter cleanup, reference lookups), each a round trip contending for the GIL
   with the HTTP workers. The executor now writes pendings, links and pending removals in batches
   (executemany) per group of outcomes, clears dead letters only where there are some, reuses pending keys
-  read once per run, and looks references up one page at a time: 79%. A single put_link stays one round
+  read once per run, and looks references up one page at a time: 72% to 79%. A single put_link stays one round
   trip (the state-store row below); the sync no longer calls it per record.
 - The first apply after a large initial sync reads its own 30,000 writes back once (the target cursor
   cannot skip past them without also skipping edits others made meanwhile); each is recognised by its

@@ -32,6 +32,8 @@ from mapsync.sandbox.faults import Fault, Faults, draw_fault
 
 JsonObject = dict[str, Any]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# refuse(): (entity or resource, body) -> a reason to refuse the write, or None to accept it.
+RefusePredicate = Callable[[str, "JsonObject"], "str | None"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -450,6 +452,7 @@ class EmulatorServer(ABC):
         self._request_count = 0
         self._requests: Counter[tuple[str, str]] = Counter()
         self._injected: Counter[str] = Counter()  # faults injected, by kind ("429", "503", "drop", ...)
+        self._refuse: RefusePredicate | None = None
         self._faults = faults or Faults()
         self._rng = self._faults.new_rng()
         self._httpd: _HttpServer | None = None
@@ -521,6 +524,17 @@ class EmulatorServer(ABC):
         """A snapshot: requests received per (method, path without query)."""
         with self._stats_lock:
             return Counter(self._requests)
+
+    def refuse(self, predicate: RefusePredicate | None) -> None:
+        """Make writes over HTTP fail when predicate(entity or resource, body) returns a reason (Tidsbanken
+        answers 400, Custompms 422); None clears it. Direct calls are never refused."""
+        with self._lock:
+            self._refuse = predicate
+
+    def refusal(self, name: str, body: JsonObject) -> str | None:
+        """The test's reason to refuse this write body, if any."""
+        predicate = self._refuse
+        return None if predicate is None else predicate(name, dict(body))
 
     @property
     def faults_injected(self) -> Counter[str]:

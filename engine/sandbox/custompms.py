@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +32,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 PREFIX = "/api/v1/"
 ADDRESS_FIELDS = ("postal_address", "delivery_address")
-
-# refuse(): (resource, body) -> a reason to answer 422, or None to accept.
-RefusePredicate = Callable[[str, JsonObject], "str | None"]
 
 
 class InvalidBodyError(ValueError):
@@ -141,7 +137,6 @@ class CustompmsEmulator(EmulatorServer):
         super().__init__(host=host, port=port, faults=faults)
         self.token = token
         self._collections = {name: _Collection(spec) for name, spec in _resource_specs().items()}
-        self._refuse: RefusePredicate | None = None
 
     # -- direct access (no HTTP, no faults, no refuse predicate) -----------------------------------------
 
@@ -181,11 +176,6 @@ class CustompmsEmulator(EmulatorServer):
             if record_id not in collection.live:
                 raise KeyError(f"{resource} {record_id!r} does not exist")
             self._bury(collection, record_id)
-
-    def refuse(self, predicate: RefusePredicate | None) -> None:
-        """Make POST/PATCH answer 422 when predicate(resource, body) returns a reason; None clears it."""
-        with self._lock:
-            self._refuse = predicate
 
     def _collection(self, resource: str) -> _Collection:
         try:
@@ -349,10 +339,9 @@ class CustompmsEmulator(EmulatorServer):
     def _check_for_http(self, collection: _Collection, body: JsonObject, *, creating: bool) -> None:
         """422 with every field error, then the test's refuse predicate (only for valid bodies)."""
         problems = self._problems(collection, body, creating=creating)
-        if not problems and self._refuse is not None:
-            reason = self._refuse(collection.spec.name, dict(body))
-            if reason is not None:
-                problems = [FieldError(next(iter(body), "name"), reason)]
+        reason = None if problems else self.refusal(collection.spec.name, body)
+        if reason is not None:
+            problems = [FieldError(next(iter(body), "name"), reason)]
         if problems:
             raise HttpError(422, {"errors": [{"field": p.field, "message": p.message} for p in problems]})
 
@@ -393,4 +382,4 @@ def _record_not_found(collection: _Collection, record_id: str) -> Response:
     return Response(404, {"error": f"{collection.spec.name} {record_id!r} not found"})
 
 
-__all__ = ["DEFAULT_TOKEN", "CustompmsEmulator", "InvalidBodyError", "RefusePredicate"]
+__all__ = ["DEFAULT_TOKEN", "CustompmsEmulator", "InvalidBodyError"]

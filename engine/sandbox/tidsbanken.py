@@ -336,6 +336,7 @@ class TidsbankenEmulator(EmulatorServer):
         if nulls:
             raise _bad_request(f"null values are not allowed in an insert (leave the key out): {nulls}")
         body = self._checked_body(table.spec, body, require=True, exc=_HttpBadRequest)
+        self._check_refusal(table, body)
         with self._lock:
             if body["Id"] in table.records:
                 return Response(409, {"error": f"{table.spec.name} '{body['Id']}' exists already"})
@@ -343,6 +344,7 @@ class TidsbankenEmulator(EmulatorServer):
 
     def _replace(self, table: _Table, request: Request) -> Response:
         body = self._checked_body(table.spec, _json_object(request), require=True, exc=_HttpBadRequest)
+        self._check_refusal(table, body)
         with self._lock:
             if body["Id"] not in table.records:
                 return Response(404, {"error": f"{table.spec.name} '{body['Id']}' not found"})
@@ -352,10 +354,16 @@ class TidsbankenEmulator(EmulatorServer):
         body = self._checked_body(table.spec, _json_object(request), require=False, exc=_HttpBadRequest)
         if body.get("Id", record_id) != record_id:
             raise _bad_request("the Id in the body differs from the Id in the path")
+        self._check_refusal(table, body)
         with self._lock:
             if record_id not in table.records:
                 return Response(404, {"error": f"{table.spec.name} '{record_id}' not found"})
             return Response(200, dict(self._store_changes(table, record_id, body)))
+
+    def _check_refusal(self, table: _Table, body: JsonObject) -> None:
+        reason = self.refusal(table.spec.name, body)
+        if reason is not None:
+            raise _bad_request(reason)
 
 
 class _HttpBadRequest(HttpError):

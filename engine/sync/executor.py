@@ -219,6 +219,7 @@ class Executor(UsesContext):
 
     def _record_create(self, outcome: Outcome) -> None:
         action = outcome.action
+        ledger_side, ledger_id = _ledger_key(action)  # before the ids below are filled in
         if action.side == "target":
             result = outcome.target_result or {}
             target_id = str(result.get(str(self.spec.target_schema.get("x-key", "id"))))
@@ -242,7 +243,7 @@ class Executor(UsesContext):
         self.links.learn(self.spec.name, link.source_id, link.target_id)
         self._pendings_done[action.side].append(pending_id)
         if action.queued:
-            self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+            self.store.remove_dead_letter(self.spec.name, ledger_side, ledger_id)
 
     def _record_pair(self, outcome: Outcome) -> None:
         action = outcome.action
@@ -290,7 +291,7 @@ class Executor(UsesContext):
             return dict(fallback)
 
     def _dead_letter(self, action: Action, error: MapsyncError | None) -> None:
-        record_id = action.source_id or action.target_id or ""
+        side, record_id = _ledger_key(action)
         reason = action.reason if error is None else str(error)
         status = error.status if isinstance(error, ConnectorError) else action.status
         if isinstance(error, UnresolvedReference):
@@ -299,8 +300,16 @@ class Executor(UsesContext):
             action.kind = "fail"
         action.reason = reason
         stamp = now()
-        self.store.add_dead_letter(DeadLetter(self.spec.name, "target", record_id, reason, status,
+        self.store.add_dead_letter(DeadLetter(self.spec.name, side, record_id, reason, status,
                                               first_failed_at=stamp, last_failed_at=stamp))
+
+
+def _ledger_key(action: Action) -> tuple[str, str]:
+    """Where a failed record is kept: by its source id, but a failed create in the source (a target record
+    with no source partner yet) by its target id, on the source side: that is what the retry reads."""
+    if action.kind == "create" and action.side == "source" and not action.source_id:
+        return "source", action.target_id or ""
+    return "target", action.source_id or action.target_id or ""
 
 
 def _new_key(dataflow: str) -> str:

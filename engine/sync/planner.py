@@ -72,6 +72,7 @@ class DataflowPlanner(UsesContext):
         self._claimed: set[str] = set()
         self._queued: set[str] = set()
         self._pending: dict[tuple[str, str], str] = {}  # (side, record id) -> idempotency key
+        self._queued_targets: set[str] = set()
         self._target_gone: set[str] = set()  # source ids whose linked target record was deleted
 
     # -- the whole plan ---------------------------------------------------------------------------------
@@ -80,15 +81,20 @@ class DataflowPlanner(UsesContext):
         # Records queued last time (failed, waiting, relinked or resolved by hand, cut short by a crash):
         # read again by id, and never judged unchanged on the link's word alone.
         self._pending = {(p.side, p.record_id): p.idempotency_key for p in self.store.iter_pending(self.name)}
-        self._queued = {d.record_id for d in self.store.iter_dead_letters(self.name)}
+        letters = list(self.store.iter_dead_letters(self.name))
+        self._queued = {d.record_id for d in letters if d.side == "target"}
         self._queued |= {record_id for side, record_id in self._pending if side == "target"}
+        # Target records whose create in the source failed or was cut short: read again by id.
+        self._queued_targets = {d.record_id for d in letters if d.side == "source"}
+        self._queued_targets |= {record_id for side, record_id in self._pending if side == "source"}
         self._scan_target()
         handled: set[str] = set()
         for action in chain(self._scan_source(handled), self._retries(handled), self._target_only_changes(),
                             self._creates_back(), self._guarded_deletes()):
             # The executor clears a dead letter only where there is one, and reuses a create's earlier
             # idempotency key without asking the store again: statements saved per record.
-            action.queued = action.source_id in self._queued
+            action.queued = action.source_id in self._queued or (
+                action.kind == "create" and action.side == "source" and action.target_id in self._queued_targets)
             if action.kind == "create":
                 other_id = action.source_id if action.side == "target" else action.target_id
                 action.idempotency_key = self._pending.get((action.side, other_id or ""))
@@ -315,12 +321,24 @@ class DataflowPlanner(UsesContext):
         """Target records with no partner, created in the source when the mapping asks for it."""
         if self.spec.create not in {"source", "both"}:
             return
+        self._reread_queued_targets()
         for target_id, record in list(self.scan.unlinked_targets.items()):
             if target_id in self._claimed:
                 continue
             yield Action("create", self.name, None, target_id, side="source",
                          label=str(get_path(record, split(self.spec.rows[0].target)) or ""),
                          target_record=record, target_values=self.mapper.project_target(record))
+
+    def _reread_queued_targets(self) -> None:
+        for target_id in sorted(self._queued_targets - set(self.scan.unlinked_targets)):
+            if self.store.link_by_target(self.name, target_id) is not None:
+                continue
+            try:
+                record = self.target.read(self.spec.target.entity, target_id)
+            except ConnectorError:
+                continue  # still unreachable: it stays in the ledger for the next run
+            if record is not None and self.mapper.owns_target(record):
+                self.scan.unlinked_targets[target_id] = record
 
     # -- target-only changes ----------------------------------------------------------------------------
 

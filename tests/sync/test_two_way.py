@@ -293,3 +293,30 @@ def test_propagate_deletes_the_project_on_a_full_scan(hs: Harness) -> None:
     settled = h.writes()
     assert h.apply("--full").exit_code == 0
     assert h.writes() == settled
+
+
+def test_create_both_ways_retries_a_failed_create_from_the_ledger(hs: Harness) -> None:
+    h = hs
+    h.set_mapping("kunde-customer", create="both")
+    assert h.apply().exit_code == 0
+    customer = h.sb.custompms.create("customers", {"kind": "customer", "name": "Født i Custompms AS",
+                                                   "phone": "+47 40 00 00 00"})
+    h.sb.tidsbanken.refuse(lambda entity, body: "not today" if body.get("Navn") == "Født i Custompms AS" else None)
+    failed = h.apply("--dataflow", "kunde-customer")
+    assert failed.exit_code == 1
+    assert [(d.side, d.record_id, d.status) for d in h.store().iter_dead_letters("kunde-customer")] == [
+        ("source", customer["id"], 400)]
+    assert "not today" in " ".join(failed.report["dataflows"]["kunde-customer"]["errors"])  # type: ignore[index]
+    h.sb.tidsbanken.refuse(None)
+    # The Customer is not listed again (the cursor moved past it): the ledger is what brings it back.
+    run = h.apply()
+    assert run.exit_code == 0, run.output
+    assert run.counts("kunde-customer")["created"] == 1
+    kunde_id = next(s for s, t in h.links("kunde-customer").items() if t == customer["id"])
+    kunde = h.sb.tidsbanken.get("Kunde", kunde_id)
+    assert kunde is not None and kunde["Navn"] == "Født i Custompms AS" and kunde["Telefon"] == "+47 40 00 00 00"
+    assert kunde["Organisasjonsnummer"] == ""  # Custompms's null is Tidsbanken's ""
+    assert list(h.store().iter_dead_letters()) == []
+    before = h.writes()
+    assert h.apply().exit_code == 0
+    assert h.writes() == before
