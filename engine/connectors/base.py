@@ -45,26 +45,21 @@ class Connector(Protocol):
         `since=None` lists everything (a full scan). Implementations may return records from a little
         before `since` (an overlap window); the engine tolerates repeats. Never holds the whole set.
         """
-        ...
 
     def read(self, entity: str, record_id: str) -> Record | None: ...
 
     def create(self, entity: str, record: Record, *, idempotency_key: str) -> Record:
         """Create and return the stored record. Repeating a call with the same key must not duplicate."""
-        ...
 
     def update(self, entity: str, record_id: str, changes: Record, *, current: Record) -> Record:
         """Write `changes` (top-level properties) onto the record; `current` is the last full read."""
-        ...
 
     def delete(self, entity: str, record_id: str) -> None: ...
 
     def check(self) -> None:
         """One cheap request proving the system is reachable and the credentials are right."""
-        ...
 
     def request_counts(self) -> dict[str, int]:
         """Requests sent so far, keyed by HTTP method."""
-        ...
 
     def close(self) -> None: ...
