@@ -8,7 +8,8 @@ import click
 
 from mapsync.cli._app import EXIT_FAILED, EXIT_PENDING, cli
 from mapsync.cli._workspace import check_dataflows, workspace_from
-from mapsync.sync.actions import describe
+from mapsync.spec.model import DataflowSpec
+from mapsync.sync.actions import Action, describe
 from mapsync.sync.report import Counts
 from mapsync.sync.runner import PlannedDataflow, SyncRun
 
@@ -22,16 +23,30 @@ from mapsync.sync.runner import PlannedDataflow, SyncRun
 def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: bool, as_json: bool) -> None:
     """Read both systems and print what apply would do, record by record."""
     workspace = workspace_from(ctx)
+    actions: dict[str, list[dict[str, object]]] = {}
+    heading = _Heading()
+
+    def on_action(spec: DataflowSpec, action: Action) -> None:
+        if as_json:
+            actions.setdefault(spec.name, []).append(action.to_json())
+            return
+        heading.show(spec)
+        for line in describe(action, spec.source.entity, spec.target.entity):
+            click.echo(f"  {line}")
+
     with SyncRun(workspace, dataflows=check_dataflows(workspace, dataflows), full=full) as run:
-        planned = list(run.plan())
+        planned = []
+        for item in run.plan(on_action):
+            planned.append(item)
+            if not as_json:
+                heading.show(item.spec)
+                _print_end_of_dataflow(item)
     total = Counts()
     for item in planned:
         total.add(item.counts)
     if as_json:
-        click.echo(json.dumps(_plan_json(planned, total), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(_plan_json(planned, actions, total), indent=2, ensure_ascii=False))
     else:
-        for item in planned:
-            _print_dataflow(item)
         click.echo(_summary_line("plan", total))
     if any(item.error for item in planned):
         ctx.exit(EXIT_FAILED)
@@ -39,14 +54,21 @@ def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: 
         ctx.exit(EXIT_PENDING)
 
 
-def _print_dataflow(item: PlannedDataflow) -> None:
-    spec = item.spec
-    click.echo(f"{spec.name}: {spec.source.label} -> {spec.target.label}")
+class _Heading:
+    """Prints a dataflow's heading once, before its first line."""
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def show(self, spec: DataflowSpec) -> None:
+        if spec.name not in self.shown:
+            self.shown.add(spec.name)
+            click.echo(f"{spec.name}: {spec.source.label} -> {spec.target.label}")
+
+
+def _print_end_of_dataflow(item: PlannedDataflow) -> None:
     if item.error:
         click.echo(f"  error: {item.error}", err=True)
-    for action in item.actions:
-        for line in describe(action, spec.source.entity, spec.target.entity):
-            click.echo(f"  {line}")
     click.echo(f"  {_summary_line('', item.counts).strip()}")
     click.echo("")
 
@@ -58,10 +80,11 @@ def _summary_line(prefix: str, counts: Counts) -> str:
     return f"{prefix}: {', '.join(parts)}" if prefix else ", ".join(parts)
 
 
-def _plan_json(planned: list[PlannedDataflow], total: Counts) -> dict[str, object]:
+def _plan_json(planned: list[PlannedDataflow], actions: dict[str, list[dict[str, object]]],
+               total: Counts) -> dict[str, object]:
     return {
         "dataflows": {item.spec.name: {"counts": vars(item.counts), "error": item.error or None,
-                                       "actions": [a.to_json() for a in item.actions]} for item in planned},
+                                       "actions": actions.get(item.spec.name, [])} for item in planned},
         "total": vars(total),
         "pending": total.writes_pending > 0,
     }

@@ -51,7 +51,6 @@ def count(counts: Counts, action: Action) -> None:
 @dataclass
 class PlannedDataflow:
     spec: DataflowSpec
-    actions: list[Action] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
     error: str = ""
 
@@ -101,16 +100,20 @@ class SyncRun:
 
     # -- plan -----------------------------------------------------------------------------------------
 
-    def plan(self) -> Iterator[PlannedDataflow]:
-        """Every dataflow's actions, reading both systems and changing nothing."""
+    def plan(self, on_action: Callable[[DataflowSpec, Action], None] | None = None) -> Iterator[PlannedDataflow]:
+        """Every dataflow's counts, reading both systems and changing nothing.
+
+        Each action that would change something goes to `on_action` as it is planned (streamed: an
+        initial sync's plan is long, and nothing of it is kept here); a dataflow is yielded when done.
+        """
         links = StoreLinks(self.store)
         for spec in self.specs:
             planned = PlannedDataflow(spec)
             try:
                 for action in self._planner(spec, links, plan_only=True).actions():
                     count(planned.counts, action)
-                    if action.kind not in {"unchanged", "refresh"}:
-                        planned.actions.append(action)
+                    if on_action is not None and action.kind not in {"unchanged", "refresh"}:
+                        on_action(spec, action)
             except MapsyncError as exc:
                 planned.error = str(exc)
             yield planned
