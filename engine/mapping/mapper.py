@@ -71,6 +71,8 @@ class Mapper:
         self.zone = ZoneInfo(spec.timezone)
         self.rows = [self._compile(row) for row in spec.rows]
         self.targets = [r.row.target for r in self.rows]
+        # A create in the target carries only what flows forward; `direction: reverse` rows are the target's.
+        self.creates_with = frozenset(r.row.target for r in self.rows if r.row.flows_forward)
         # Precomputed per-row tuples for the hot paths (forward runs once per record and row).
         self._forward_plan = tuple(
             (r.row.target, r.row.source_path if r.row.source_path is not None and "." not in r.row.source_path

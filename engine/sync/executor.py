@@ -121,7 +121,8 @@ class Executor(UsesContext):
             record_id = action.source_id if side == "target" else action.target_id
             prepared.idempotency_key = action.idempotency_key or self._new_pending(side, record_id or "")
             if side == "target":
-                prepared.target_body = self.mapper.with_whole_objects(self.mapper.target_record(action.source_values))
+                values = {p: v for p, v in action.source_values.items() if p in self.mapper.creates_with}
+                prepared.target_body = self.mapper.with_whole_objects(self.mapper.target_record(values))
             else:
                 body = self.mapper.backward(action.target_record or {}, self.links)
                 key_field = str(self.spec.source_schema.get("x-key", "id"))

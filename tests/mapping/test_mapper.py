@@ -384,3 +384,11 @@ def test_a_create_body_carries_whole_nested_objects() -> None:
     body = avdeling.with_whole_objects(avdeling.forward({"Navn": "Salg", "Adresse": "Gata 1", "Postnr": "0150"}))
     assert body["postal_address"] == {"line1": "Gata 1", "line2": None, "postal_code": "0150", "city": None}
     assert "delivery_address" not in body  # only objects the mapping writes are completed
+
+
+def test_only_forward_rows_go_into_a_create() -> None:
+    m = custom("""
+  - {source: Navn, target: name, type: string}
+  - {source: Telefon, target: phone, type: string, direction: reverse}
+  - {source: Epost, target: email, type: string, direction: forward}""")
+    assert m.creates_with == {"name", "email"}
