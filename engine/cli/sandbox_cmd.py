@@ -48,6 +48,11 @@ def wait_for_interrupt() -> None:
 @click.option("--rate-429", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered 429.")
 @click.option("--rate-503", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered 503.")
 @click.option("--rate-drop", type=click.FloatRange(0, 1), default=0.0, help="Share of connections dropped.")
+@click.option("--rate-drop-after-write", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of writes performed, then answered by a dropped connection.")
+@click.option("--rate-slow", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered slowly.")
+@click.option("--slow-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="How slow a slow answer is.")
 @click.option("--rng-seed", type=int, default=1, show_default=True, help="Seed of the sample data and faults.")
 @click.option("--tb-key", default=DEFAULT_API_KEY, show_default=True, help="Tidsbanken tb-key.")
 @click.option("--subscription-key", default=DEFAULT_SUBSCRIPTION_KEY, show_default=True,
@@ -66,6 +71,9 @@ def sandbox_command(
     rate_429: float,
     rate_503: float,
     rate_drop: float,
+    rate_drop_after_write: float,
+    rate_slow: float,
+    slow_seconds: float,
     rng_seed: int,
     tb_key: str,
     subscription_key: str,
@@ -73,7 +81,9 @@ def sandbox_command(
 ) -> None:
     """Serve the Tidsbanken and Custompms emulators on loopback, seeded with sample data."""
     try:
-        faults = Faults(rate_429=rate_429, rate_503=rate_503, rate_drop=rate_drop, latency=latency, seed=rng_seed)
+        faults = Faults(rate_429=rate_429, rate_503=rate_503, rate_drop=rate_drop,
+                        rate_drop_after_write=rate_drop_after_write, rate_slow=rate_slow, slow_seconds=slow_seconds,
+                        latency=latency, seed=rng_seed)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     seed = None if empty else SeedSize(avdelinger=avdelinger, kunder=kunder, prosjekter=prosjekter)

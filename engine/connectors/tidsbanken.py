@@ -36,6 +36,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "api_key": {"type": "string", "minLength": 1, "description": "the tb-key header"},
         "subscription_key": {"type": "string", "minLength": 1, "description": "Ocp-Apim-Subscription-Key"},
         **HTTP_SETTINGS_PROPERTIES,
+        # Keyset paging re-reads the last record of a page to notice records shifting mid-scan: that
+        # record must fit on a page with at least one other.
+        "page_size": {**HTTP_SETTINGS_PROPERTIES["page_size"], "minimum": 2},
         "overlap": {
             "type": "number",
             "minimum": 0,

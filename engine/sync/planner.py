@@ -69,7 +69,7 @@ class DataflowPlanner(UsesContext):
         self.plan_only = plan_only
         self.scan = Scan()
         self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
-        self._claimed: set[str] = set()
+        self._claimed: dict[str, str] = {}  # target id -> the source id that matched it in this run
         self._queued: set[str] = set()
         self._pending: dict[tuple[str, str], str] = {}  # (side, record id) -> idempotency key
         self._queued_targets: set[str] = set()
@@ -261,11 +261,10 @@ class DataflowPlanner(UsesContext):
         label = self._label(record)
         if ("target", source_id) not in self._pending and self.spec.match:
             candidates, keys = self._match(values)
-            if len(candidates) > 1:
+            problem = self._ambiguity(candidates, keys)
+            if problem:
                 yield Action("ambiguous", self.name, source_id, label=label,
-                             reason=f"{len(candidates)} {self.spec.target.entity} records share "
-                                    f"{', '.join(keys)}: {', '.join(sorted(candidates))}; link one with "
-                                    f"`mapsync links relink`")
+                             reason=f"{problem}; link it by hand with `mapsync links relink`")
                 return
             if candidates:
                 yield self._link_match(source_id, record, modified, values, candidates[0])
@@ -278,9 +277,20 @@ class DataflowPlanner(UsesContext):
                      target_changes={p: (None, v) for p, v in values.items() if v is not None},
                      source_record=record, source_values=values, source_modified=modified)
 
+    def _ambiguity(self, candidates: list[str], keys: list[str]) -> str:
+        """Why a match cannot be trusted, or "" when it can (one candidate, not taken by another record)."""
+        entity, shared = self.spec.target.entity, ", ".join(keys)
+        if len(candidates) > 1:
+            return f"{len(candidates)} {entity} records share {shared}: {', '.join(sorted(candidates))}"
+        if candidates and candidates[0] in self._claimed:
+            other = self._claimed[candidates[0]]
+            return (f"{entity} {candidates[0]} has the same {shared}, but {self.spec.source.entity} {other} "
+                    f"matched it already")
+        return ""
+
     def _link_match(self, source_id: str, record: dict[str, Any], modified: str, values: dict[str, Any],
                     target_id: str) -> Action:
-        self._claimed.add(target_id)
+        self._claimed[target_id] = source_id
         target_record = self.scan.unlinked_targets.pop(target_id)
         target_values = self.mapper.project_target(target_record)
         link = Link(self.name, source_id, target_id, source_version=modified,
@@ -300,7 +310,7 @@ class DataflowPlanner(UsesContext):
             key = tuple(values.get(k) for k in keys)
             if any(v in (None, "") for v in key):
                 continue
-            found = [t for t in index[tuple(keys)].get(key, []) if t not in self._claimed]
+            found = index[tuple(keys)].get(key, [])
             if found:
                 return found, keys
         return [], []

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mapsync.errors import AuthError, ConnectorError, NotFoundError, ValidationError
+from mapsync.errors import AuthError, ConnectorError, NotFoundError, SpecError, ValidationError
 from mapsync.sandbox import Faults, SeedSize
 
 MOMENT = datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)
@@ -21,8 +21,8 @@ def put_kunder(sandbox, count: int, prefix: str = "K") -> list[str]:
 
 @pytest.mark.parametrize(
     ("count", "page_size", "pages"),
-    [(0, 5, 1), (5, 5, 2), (12, 5, 3), (4, 1, 5), (7, 500, 1)],
-    ids=["empty", "exactly-one-page", "last-page-short", "page-size-1", "one-short-page"],
+    [(0, 5, 1), (5, 5, 2), (12, 5, 3), (4, 2, 4), (7, 500, 1)],
+    ids=["empty", "exactly-one-page", "last-page-short", "smallest-page-size", "one-short-page"],
 )
 def test_paging_edges(empty_sandbox, connect_to, count: int, page_size: int, pages: int) -> None:
     ids = put_kunder(empty_sandbox, count)
@@ -30,6 +30,11 @@ def test_paging_edges(empty_sandbox, connect_to, count: int, page_size: int, pag
     assert [change.id for change in tb.list_changes("Kunde", None)] == ids
     # A full page ends with its anchor asked for again (one record of overlap), a short page ends it.
     assert tb.request_counts().get("GET", 0) == pages
+
+
+def test_a_page_size_that_cannot_hold_the_anchor_is_refused(empty_sandbox, connect_to) -> None:
+    with pytest.raises(SpecError, match="page_size"):
+        connect_to(empty_sandbox, "tidsbanken", page_size=1)
 
 
 def test_records_sharing_the_cursors_instant_are_not_lost(empty_sandbox, connect_to) -> None:

@@ -75,3 +75,19 @@ def test_a_department_never_matches_a_customer(hs: Harness) -> None:
                                                    "organization_number": avdeling["Organisasjonsnr"]})
     assert h.apply().exit_code == 0
     assert h.links("avdeling-customer")[avdeling["Id"]] != impostor["id"]
+
+
+def test_two_records_matching_one_are_reported_not_guessed(hs: Harness) -> None:
+    h = hs
+    first, second = _kunder_with_org_number(h)[:2]
+    h.sb.tidsbanken.edit("Kunde", second["Id"], Organisasjonsnummer=first["Organisasjonsnummer"])
+    existing = _precreate(h, first)
+    run = h.apply()
+    assert run.exit_code == 1
+    links = h.links("kunde-customer")
+    linked_one = [k for k in (first["Id"], second["Id"]) if links.get(k) == existing]
+    assert len(linked_one) == 1  # the first to be read takes it ...
+    other = second["Id"] if linked_one == [first["Id"]] else first["Id"]
+    assert other not in links  # ... and the other is neither linked to it nor given a guessed new one
+    errors = " ".join(run.report["dataflows"]["kunde-customer"]["errors"])  # type: ignore[index]
+    assert f"Customer {existing} has the same organization_number" in errors and "matched it already" in errors
