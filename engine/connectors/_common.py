@@ -19,15 +19,22 @@ class HttpBackedConnector:
 
     system: str  # how messages name the system, e.g. "Tidsbanken"
 
-    def __init__(self, name: str, settings: Mapping[str, Any], *, headers: Mapping[str, str],
-                 secrets: Sequence[str], auth_hint: str, transport: httpx.BaseTransport | None,
+    SETTINGS_SCHEMA: dict[str, Any]
+    AUTH_HINT: str  # which settings to check when the server refuses the credentials
+
+    def __init__(self, name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.name = name
         http_settings = HttpSettings.from_settings(settings)
         self.page_size = http_settings.page_size
+        headers, secrets = self._credentials(settings)
         self._http = HttpClient(name, str(settings["base_url"]), headers={**headers, "Accept": "application/json"},
-                                settings=http_settings, auth_hint=auth_hint, secrets=tuple(secrets),
+                                settings=http_settings, auth_hint=self.AUTH_HINT, secrets=tuple(secrets),
                                 transport=transport, sleep=sleep)
+
+    def _credentials(self, settings: Mapping[str, Any]) -> tuple[dict[str, str], Sequence[str]]:
+        """The headers that authenticate every request, and the secrets in them (masked in messages)."""
+        raise TypeError(f"{type(self).__name__} must say how it authenticates")
 
     def request_counts(self) -> dict[str, int]:
         return self._http.request_counts()

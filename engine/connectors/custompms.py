@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -60,19 +60,16 @@ class CustompmsConnector(HttpBackedConnector):
     system = "Custompms"
 
     SETTINGS_SCHEMA = SETTINGS_SCHEMA
+    AUTH_HINT = AUTH_HINT
 
-    def __init__(
-        self,
-        name: str,
-        settings: Mapping[str, Any],
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        token = str(settings["token"])
-        super().__init__(name, settings, headers={"Authorization": f"Bearer {token}"}, secrets=(token,),
-                         auth_hint=AUTH_HINT, transport=transport, sleep=sleep)
+    def __init__(self, name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(name, settings, transport=transport, sleep=sleep)
         self._resources = _resources()
+
+    def _credentials(self, settings: Mapping[str, Any]) -> tuple[dict[str, str], Sequence[str]]:
+        token = str(settings["token"])
+        return {"Authorization": f"Bearer {token}"}, (token,)
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ plain `$skip`, so that records modified during a scan are not lost (see `_paging
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -104,26 +104,23 @@ class TidsbankenConnector(HttpBackedConnector):
     system = "Tidsbanken"
 
     SETTINGS_SCHEMA = SETTINGS_SCHEMA
+    AUTH_HINT = AUTH_HINT
 
-    def __init__(
-        self,
-        name: str,
-        settings: Mapping[str, Any],
-        *,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.overlap = timedelta(seconds=float(settings.get("overlap", DEFAULT_OVERLAP_SECONDS)))
-        api_key, subscription_key = str(settings["api_key"]), str(settings["subscription_key"])
-        headers = {"tb-key": api_key, "Ocp-Apim-Subscription-Key": subscription_key, "x-api-version": "3.0"}
-        super().__init__(name, settings, headers=headers, secrets=(api_key, subscription_key),
-                         auth_hint=AUTH_HINT, transport=transport, sleep=sleep)
+        super().__init__(name, settings, transport=transport, sleep=sleep)
         self._sets = _entity_sets()
 
     # -- reading --------------------------------------------------------------------------------
 
     def entities(self) -> Mapping[str, EntityInfo]:
         return {name: entity_set.info for name, entity_set in self._sets.items()}
+
+    def _credentials(self, settings: Mapping[str, Any]) -> tuple[dict[str, str], Sequence[str]]:
+        api_key, subscription_key = str(settings["api_key"]), str(settings["subscription_key"])
+        headers = {"tb-key": api_key, "Ocp-Apim-Subscription-Key": subscription_key, "x-api-version": "3.0"}
+        return headers, (api_key, subscription_key)
 
     def list_changes(self, entity: str, since: str | None) -> Iterator[Change]:
         entity_set = self._set(entity)

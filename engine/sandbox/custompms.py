@@ -318,21 +318,17 @@ class CustompmsEmulator(EmulatorServer):
     def _patch(self, collection: _Collection, record_id: str, request: Request) -> Response:
         body = _json_object(request)
         with self._lock:
-            if record_id not in collection.live:
-                return _record_not_found(collection, record_id)
-            stale = _stale_version(request, collection.live[record_id]["version"])
-            if stale is not None:
-                return stale
+            refusal = _unwritable(collection, record_id, request)
+            if refusal is not None:
+                return refusal
             self._check_for_http(collection, body, creating=False)
             return Response(200, _copy(self._update(collection, record_id, body)))
 
     def _delete(self, collection: _Collection, record_id: str, request: Request) -> Response:
         with self._lock:
-            if record_id not in collection.live:
-                return _record_not_found(collection, record_id)
-            stale = _stale_version(request, collection.live[record_id]["version"])
-            if stale is not None:
-                return stale
+            refusal = _unwritable(collection, record_id, request)
+            if refusal is not None:
+                return refusal
             self._bury(collection, record_id)
         return Response(204)
 
@@ -344,6 +340,13 @@ class CustompmsEmulator(EmulatorServer):
             problems = [FieldError(next(iter(body), "name"), reason)]
         if problems:
             raise HttpError(422, {"errors": [{"field": p.field, "message": p.message} for p in problems]})
+
+
+def _unwritable(collection: _Collection, record_id: str, request: Request) -> Response | None:
+    """404 for a record that is not live, 412 for a stale If-Match; None when the write may go ahead."""
+    if record_id not in collection.live:
+        return _record_not_found(collection, record_id)
+    return _stale_version(request, collection.live[record_id]["version"])
 
 
 def _normalised(name: str, value: Any) -> Any:

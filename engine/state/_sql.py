@@ -22,6 +22,7 @@ from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, Values
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
+StoreT = TypeVar("StoreT", bound="SqlStore")
 
 # SQLite and PostgreSQL both accept far more bound parameters than this; 500 keeps each statement small
 # enough to plan quickly and still turns 30,000 lookups into 60 round trips.
@@ -319,6 +320,16 @@ class SqlStore(ABC):
     def lock(self, name: str, *, wait: float = 0.0) -> AbstractContextManager[None]: ...
 
     # -- lifecycle ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _migrated(store: StoreT, migrations: Sequence[Migration]) -> StoreT:
+        """The freshly connected store with its schema brought up to date; closed if that fails."""
+        try:
+            store.migrate(migrations)
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> int:
         """Bring the schema to the newest of `migrations`, in one transaction; return that version."""

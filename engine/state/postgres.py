@@ -70,13 +70,7 @@ class PostgresStore(SqlStore):
 
     @classmethod
     def open(cls, url: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> PostgresStore:
-        store = cls(url)
-        try:
-            store.migrate(migrations)
-        except BaseException:
-            store.close()
-            raise
-        return store
+        return cls._migrated(cls(url), migrations)
 
     def _connect(self, application_name: str) -> psycopg.Connection[Row]:
         options: dict[str, Any] = {"application_name": application_name[:63]}

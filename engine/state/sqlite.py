@@ -123,13 +123,7 @@ class SqliteStore(SqlStore):
     @classmethod
     def open(cls, url: str, *, migrations: Sequence[Migration] = MIGRATIONS, stale_after: float = STALE_AFTER,
              heartbeat_every: float = HEARTBEAT_EVERY) -> SqliteStore:
-        store = cls(url, stale_after=stale_after, heartbeat_every=heartbeat_every)
-        try:
-            store.migrate(migrations)
-        except BaseException:
-            store.close()
-            raise
-        return store
+        return cls._migrated(cls(url, stale_after=stale_after, heartbeat_every=heartbeat_every), migrations)
 
     # -- driver ---------------------------------------------------------------------------------------
 
