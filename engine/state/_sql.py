@@ -136,6 +136,49 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
         },
     ),
+    Migration(
+        version=2,
+        description="run lock fencing: a generation per lock name, and who holds a SQLite lock (boot, start)",
+        statements=(
+            # Taking a lock bumps its generation; a run that sees another generation than the one it
+            # took has lost its lock and must write nothing more.
+            """CREATE TABLE lock_fences (
+                name TEXT PRIMARY KEY,
+                generation BIGINT NOT NULL
+            )""",
+        ),
+        only={
+            "sqlite": (
+                "ALTER TABLE run_locks ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''",
+                "ALTER TABLE run_locks ADD COLUMN process_start TEXT NOT NULL DEFAULT ''",
+            )
+        },
+    ),
+    Migration(
+        version=3,
+        description="retired links (what an unlink knew, to relink a record that comes back) and the "
+                    "delete guard's baseline",
+        statements=(
+            """CREATE TABLE retired_links (
+                dataflow TEXT NOT NULL,
+                source_id TEXT NOT NULL,
+                target_id TEXT NOT NULL,
+                source_values {json} NOT NULL,
+                target_values {json} NOT NULL,
+                source_version TEXT,
+                target_version TEXT,
+                gone TEXT NOT NULL,
+                retired_at TEXT NOT NULL,
+                PRIMARY KEY (dataflow, source_id)
+            )""",
+            "CREATE INDEX retired_links_by_target ON retired_links (dataflow, target_id)",
+            """CREATE TABLE guard_baselines (
+                dataflow TEXT PRIMARY KEY,
+                links INTEGER NOT NULL,
+                confirmed_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
