@@ -10,6 +10,8 @@ off, and checks:
 - both systems agree on every linked property (projected through the mapping, references translated),
 - no record exists twice (every Custompms record is linked exactly once),
 - the dead-letter ledger holds exactly the records that were refused.
+Then it runs the scenarios of docs/reliability.md (bench/scenarios.py: short listings, lost answers, stolen
+and dropped locks, endless pages, hostile answers, --max-duration, path-like ids), each checked the same way.
 It prints its figures and exits 1 when any check failed.
 """
 
@@ -28,16 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapsync.mapping.mapper import Mapper
+from bench.audit import audit
+from bench.scenarios import SCENARIOS
+from bench.scenarios import run_all as run_scenarios
 from mapsync.sandbox import Faults, Sandbox, SeedSize
 from mapsync.spec.loader import load_workspace
 from mapsync.state import open_store
-from mapsync.sync.lookup import StoreLinks
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = Faults(rate_429=0.04, rate_503=0.03, rate_drop=0.03, retry_after=0, seed=11)
 REFUSED_PREFIX = "Avvist"
-RESOURCES = {"Customer": "customers", "Project": "projects"}
 
 
 @dataclass
@@ -142,42 +144,19 @@ class Soak:
     # -- the checks -------------------------------------------------------------------------------
 
     def _check(self) -> None:
+        result = audit(self.sb, self.workspace, self.state_url, expected_unsynced=self.refused)
+        self.figures.mismatches += result.wrong + result.lost
+        self.figures.duplicates += result.duplicated
+        self.figures.problems.extend(f"round {self.figures.rounds}: {p}" for p in result.problems)
         store = open_store(self.state_url)
         try:
-            lookup = StoreLinks(store)
-            for spec in self.workspace.dataflows.values():
-                self._check_dataflow(spec.name, Mapper(spec), store, lookup)
             failed = {d.record_id for d in store.iter_dead_letters()}
-            if failed != self.refused:
-                self.figures.ledger_errors += len(failed ^ self.refused)
-                self.figures.problems.append(f"round {self.figures.rounds}: dead letters {sorted(failed)} but "
-                                             f"refused {sorted(self.refused)}")
         finally:
             store.close()
-
-    def _check_dataflow(self, name: str, mapper: Mapper, store: Any, lookup: StoreLinks) -> None:
-        spec = mapper.spec
-        resource = RESOURCES[spec.target.entity]
-        targets = {r["id"]: r for r in self.sb.custompms.records(resource) if mapper.owns_target(r)}
-        linked: dict[str, int] = {}
-        for link in store.iter_links(name):
-            linked[link.target_id] = linked.get(link.target_id, 0) + 1
-            source = self.sb.tidsbanken.get(spec.source.entity, link.source_id)
-            target = targets.get(link.target_id)
-            if source is None or target is None:
-                self.figures.mismatches += 1
-                self.figures.problems.append(f"{name}: link {link.source_id} -> {link.target_id} to a missing record")
-                continue
-            want, got = mapper.project_source(source, lookup), mapper.project_target(target)
-            for prop in want:
-                if want[prop] != got[prop]:
-                    self.figures.mismatches += 1
-                    self.figures.problems.append(f"{name}: {link.source_id}.{prop}: {want[prop]!r} != {got[prop]!r}")
-        unlinked = [t for t in targets if t not in linked]
-        doubled = [t for t, n in linked.items() if n > 1]
-        self.figures.duplicates += len(unlinked) + len(doubled)
-        if unlinked or doubled:
-            self.figures.problems.append(f"{name}: unlinked {unlinked[:5]}, linked twice {doubled[:5]}")
+        if failed != self.refused:
+            self.figures.ledger_errors += len(failed ^ self.refused)
+            self.figures.problems.append(f"round {self.figures.rounds}: dead letters {sorted(failed)} but "
+                                         f"refused {sorted(self.refused)}")
 
 
 def main() -> int:
@@ -185,6 +164,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=12.0, help="stop after this long, whatever the rounds")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--no-scenarios", action="store_true", help="skip the scenarios of docs/reliability.md")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mapsync-soak-") as folder, \
@@ -207,7 +187,14 @@ def main() -> int:
           f"dead-letter ledger errors {figures.ledger_errors}, in {time.monotonic() - started:.0f} s")
     for problem in figures.problems[:30]:
         print(f"  {problem}")
-    return 1 if figures.mismatches or figures.duplicates or figures.ledger_errors else 0
+    clean = not (figures.mismatches or figures.duplicates or figures.ledger_errors)
+    if not args.no_scenarios:
+        print("\nThe scenarios of docs/reliability.md (python -m bench.scenarios):")
+        print("| scenario | runs | runs that exited 1 | lost | duplicated | wrong | note |")
+        print("|---|---|---|---|---|---|---|")
+        results = run_scenarios(list(SCENARIOS))
+        clean = clean and all(r.clean for r in results)
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

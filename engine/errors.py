@@ -15,7 +15,8 @@
     │   ├── ServerError               5xx (after retries)
     │   └── PagingError               the server sent the same page twice, or a malformed page
     ├── StateError                    the state store failed or is at an unknown schema version
-    │   └── LockHeldError             another run holds the lock
+    │   ├── LockHeldError             another run holds the lock
+    │   └── LockLostError             the run's lock was lost mid-run (connection dropped, taken over)
     └── PlanError                     the sync cannot be planned (unknown dataflow, guard tripped, ...)
 
 The CLI maps them to exit codes: SpecError -> 2, everything else -> 1.
@@ -176,6 +177,11 @@ class LockHeldError(StateError):
     """Another run holds the lock on this state."""
 
 
+class LockLostError(StateError):
+    """The run's lock stopped being ours while it ran (its connection dropped, or another run took it
+    over): the run must write nothing more."""
+
+
 class PlanError(MapsyncError):
     """The sync cannot be planned or carried out as asked."""
 
@@ -187,6 +193,7 @@ __all__ = [
     "FieldError",
     "Location",
     "LockHeldError",
+    "LockLostError",
     "MappingError",
     "MapsyncError",
     "NotFoundError",

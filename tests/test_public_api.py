@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-PACKAGES = ["mapsync", "mapsync.connectors", "mapsync.errors", "mapsync.mapping", "mapsync.sandbox",
+PACKAGES = ["mapsync", "mapsync.connectors", "mapsync.errors", "mapsync.mapping", "mapsync.redact", "mapsync.sandbox",
             "mapsync.spec", "mapsync.state", "mapsync.sync"]
 
 

@@ -10,6 +10,7 @@ import click
 
 from mapsync import __version__
 from mapsync.errors import MapsyncError, SpecError
+from mapsync.redact import redact_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,7 +26,8 @@ class MapsyncGroup(click.Group):
         except MapsyncError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}" if not isinstance(exc, SpecError) else str(exc), err=True)
+            # Errors hide secrets where they arise; redact_text is the net under them (a URL quoted whole).
+            click.echo(f"error: {redact_text(str(exc))}" if not isinstance(exc, SpecError) else str(exc), err=True)
             ctx.exit(EXIT_INVALID if isinstance(exc, SpecError) else EXIT_FAILED)
         except (KeyboardInterrupt, click.exceptions.Abort):
             click.echo("interrupted", err=True)
@@ -59,5 +61,6 @@ def main() -> None:
     except Exception as exc:  # a bug: say so in one line unless --debug asked for the traceback
         if "--debug" in sys.argv:
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
+        click.echo(f"internal error: {type(exc).__name__}: {redact_text(str(exc))} (rerun with --debug for details)",
+                   err=True)
         sys.exit(EXIT_FAILED)

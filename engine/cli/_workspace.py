@@ -19,3 +19,10 @@ def check_dataflows(workspace: Workspace, names: tuple[str, ...]) -> list[str]:
         raise click.BadParameter(f"unknown dataflow {', '.join(unknown)} (known: {', '.join(workspace.dataflows)})",
                                  param_hint="--dataflow")
     return list(names)
+
+
+# Shared by plan and apply, so that a plan made with the override shows exactly what the apply will do.
+max_delete_share_option = click.option(
+    "--max-delete-share", type=click.FloatRange(0, 1), metavar="SHARE",
+    help="For this run, the share of each dataflow's links that may be deleted or unlinked (0..1), over "
+         "deletes.max_share; a run that completes with it confirms the links left as the guard's new baseline.")

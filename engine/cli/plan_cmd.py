@@ -7,7 +7,7 @@ import json
 import click
 
 from mapsync.cli._app import EXIT_FAILED, EXIT_PENDING, cli
-from mapsync.cli._workspace import check_dataflows, workspace_from
+from mapsync.cli._workspace import check_dataflows, max_delete_share_option, workspace_from
 from mapsync.spec.model import DataflowSpec
 from mapsync.sync.actions import Action, describe
 from mapsync.sync.report import Counts
@@ -19,8 +19,10 @@ from mapsync.sync.runner import PlannedDataflow, SyncRun
 @click.option("--full", is_flag=True, help="Rescan everything (and so notice deletions).")
 @click.option("--exit-code", is_flag=True, help="Exit 3 when changes are pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@max_delete_share_option
 @click.pass_context
-def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: bool, as_json: bool) -> None:
+def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: bool, as_json: bool,
+         max_delete_share: float | None) -> None:
     """Read both systems and print what apply would do, record by record."""
     workspace = workspace_from(ctx)
     actions: dict[str, list[dict[str, object]]] = {}
@@ -34,7 +36,8 @@ def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: 
         for line in describe(action, spec.source.entity, spec.target.entity):
             click.echo(f"  {line}")
 
-    with SyncRun(workspace, dataflows=check_dataflows(workspace, dataflows), full=full) as run:
+    with SyncRun(workspace, dataflows=check_dataflows(workspace, dataflows), full=full,
+                 max_delete_share=max_delete_share) as run:
         planned = []
         for item in run.plan(on_action):
             planned.append(item)

@@ -53,6 +53,21 @@ def wait_for_interrupt() -> None:
 @click.option("--rate-slow", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered slowly.")
 @click.option("--slow-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="How slow a slow answer is.")
+@click.option("--rate-trickle", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of answers whose body is sent a byte at a time.")
+@click.option("--trickle-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="The pause before each byte of a trickled answer.")
+@click.option("--rate-gzip-bomb", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of requests answered by a small gzip body that inflates to --gzip-bomb-bytes.")
+@click.option("--gzip-bomb-bytes", type=click.IntRange(min=0), default=300 * 1024 * 1024, show_default=True,
+              help="Size of a gzip bomb, inflated.")
+@click.option("--rate-deep-json", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of requests answered by JSON nested 100,000 levels deep.")
+@click.option("--rate-redirect", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of requests answered by a 302 redirect to --redirect-to.")
+@click.option("--redirect-to", default=Faults.redirect_to, show_default=True, help="Where a redirect points.")
+@click.option("--fault-path", "fault_paths", multiple=True, metavar="PREFIX",
+              help="Only requests whose path starts with PREFIX draw faults (repeatable; default: every path).")
 @click.option("--rng-seed", type=int, default=1, show_default=True, help="Seed of the sample data and faults.")
 @click.option("--tb-key", default=DEFAULT_API_KEY, show_default=True, help="Tidsbanken tb-key.")
 @click.option("--subscription-key", default=DEFAULT_SUBSCRIPTION_KEY, show_default=True,
@@ -74,6 +89,14 @@ def sandbox_command(
     rate_drop_after_write: float,
     rate_slow: float,
     slow_seconds: float,
+    rate_trickle: float,
+    trickle_seconds: float,
+    rate_gzip_bomb: float,
+    gzip_bomb_bytes: int,
+    rate_deep_json: float,
+    rate_redirect: float,
+    redirect_to: str,
+    fault_paths: tuple[str, ...],
     rng_seed: int,
     tb_key: str,
     subscription_key: str,
@@ -83,7 +106,9 @@ def sandbox_command(
     try:
         faults = Faults(rate_429=rate_429, rate_503=rate_503, rate_drop=rate_drop,
                         rate_drop_after_write=rate_drop_after_write, rate_slow=rate_slow, slow_seconds=slow_seconds,
-                        latency=latency, seed=rng_seed)
+                        latency=latency, seed=rng_seed, rate_trickle=rate_trickle, trickle_seconds=trickle_seconds,
+                        rate_gzip_bomb=rate_gzip_bomb, gzip_bomb_bytes=gzip_bomb_bytes, rate_deep_json=rate_deep_json,
+                        rate_redirect=rate_redirect, redirect_to=redirect_to, paths=fault_paths)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     seed = None if empty else SeedSize(avdelinger=avdelinger, kunder=kunder, prosjekter=prosjekter)

@@ -1,7 +1,8 @@
 """Paging strategies: small objects that know the next request and when a listing is finished.
 
 Each one also guards against a server that answers the same page again (a loop would otherwise list
-forever): the same cursor twice, or the identical list of ids twice in a row, raise PagingError.
+forever): the same cursor twice, or the identical list of ids twice in a row, raise PagingError. A server
+whose pages are always new (fresh records or a fresh cursor every time) is stopped by `PageCap`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,30 @@ class LoopGuard:
 
     def _fail(self, message: str) -> None:
         raise PagingError(message, connection=self._connection, method="GET", path=self._path)
+
+
+class PageCap:
+    """A sanity cap on the pages of one listing: a server whose paging never ends (fresh records or a
+    fresh cursor on every page) would otherwise keep a run reading, and planning, forever."""
+
+    def __init__(self, max_pages: int, entity: str, *, connection: str = "", path: str = "") -> None:
+        self._max_pages = max_pages
+        self._entity = entity
+        self._connection = connection
+        self._path = path
+        self._pages = 0
+
+    def next_page(self) -> None:
+        """Call before requesting each page; raises PagingError instead of requesting one past the cap."""
+        if self._pages >= self._max_pages:
+            raise PagingError(
+                f"listing {self._entity} stopped after {self._pages} pages (max_pages); "
+                "the server's paging never ends",
+                connection=self._connection,
+                method="GET",
+                path=self._path,
+            )
+        self._pages += 1
 
 
 class CursorPaging:
@@ -213,6 +238,7 @@ __all__ = [
     "KeysetPaging",
     "KeysetRequest",
     "LoopGuard",
+    "PageCap",
     "filter_time",
     "parse_timestamp",
     "utc_z",

@@ -2,7 +2,8 @@
 
 The server assigns ids, so a create is made idempotent with the `Idempotency-Key` header; updates
 carry `If-Match: <version>` so that a record changed since it was read answers 412 instead of being
-overwritten.
+overwritten. A 412 can also answer the retry of our own write whose answer was lost: the record is read
+again, and if it holds what we sent, the write counts as done.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from mapsync.connectors import load_entity_info, register
-from mapsync.connectors._common import HttpBackedConnector
-from mapsync.connectors._paging import CursorPaging, parse_timestamp, utc_z
+from mapsync.connectors._common import HttpBackedConnector, holds_values, same_value
+from mapsync.connectors._paging import CursorPaging, PageCap, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record
 from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES
-from mapsync.errors import ConnectorError, NotFoundError, PagingError
+from mapsync.errors import ConnectorError, NotFoundError, PagingError, PreconditionFailedError
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -79,11 +79,13 @@ class CustompmsConnector(HttpBackedConnector):
     def list_changes(self, entity: str, since: str | None) -> Iterator[Change]:
         resource = self._resource(entity)
         pager = CursorPaging(self.name, resource.path)
+        cap = PageCap(self.max_pages, entity, connection=self.name, path=resource.path)
         base: dict[str, str | int] = {}
         if since is not None:
             base["updated_since"] = self._normalised(since)
         base.update({"limit": self.page_size, "include_deleted": "true"})
         while not pager.finished:
+            cap.next_page()
             params = dict(base) if pager.cursor is None else {**base, "cursor": pager.cursor}
             records, next_cursor = self._page(resource, params)
             changes = [self._change(resource, record) for record in records]
@@ -93,7 +95,7 @@ class CustompmsConnector(HttpBackedConnector):
     def read(self, entity: str, record_id: str) -> Record | None:
         resource = self._resource(entity)
         try:
-            response = self._http.request("GET", self._item_path(resource, record_id))
+            response = self._http.request("GET", self._item_path("GET", resource.path, entity, record_id))
         except NotFoundError:
             return None
         return self._record(response)
@@ -113,13 +115,23 @@ class CustompmsConnector(HttpBackedConnector):
         headers = {}
         if current.get("version") is not None:
             headers["If-Match"] = str(current["version"])
-        response = self._http.request("PATCH", self._item_path(resource, record_id), json=body, headers=headers)
+        path = self._item_path("PATCH", resource.path, entity, record_id)
+        try:
+            response = self._http.request("PATCH", path, json=body, headers=headers)
+        except PreconditionFailedError:
+            # Either someone changed the record since we read it, or this was the retry of our own PATCH
+            # whose answer was lost after the server stored it. The record itself tells which.
+            written = self._written_already(entity, record_id, body, current)
+            if written is None:
+                raise
+            return written
         return self._record(response)
 
     def delete(self, entity: str, record_id: str) -> None:
         resource = self._resource(entity)
+        path = self._item_path("DELETE", resource.path, entity, record_id)
         with contextlib.suppress(NotFoundError):  # already gone: the goal of a delete is reached
-            self._http.request("DELETE", self._item_path(resource, record_id))
+            self._http.request("DELETE", path)
 
     # -- housekeeping ---------------------------------------------------------------------------
 
@@ -132,9 +144,19 @@ class CustompmsConnector(HttpBackedConnector):
     def _resource(self, entity: str) -> _Resource:
         return self._entity(self._resources, entity)
 
-    @staticmethod
-    def _item_path(resource: _Resource, record_id: str) -> str:
-        return f"{resource.path}/{quote(record_id, safe='')}"
+    def _written_already(self, entity: str, record_id: str, body: Record, current: Record) -> Record | None:
+        """After a 412: the record as our write left it, or None when it does not hold what we sent."""
+        stored = self.read(entity, record_id)
+        if stored is None or not holds_values(stored, body):
+            return None
+        server_fields = self._resource(entity).info.server_fields
+        expected = {**current, **body}
+        if same_value(_without(stored, server_fields), _without(expected, server_fields)):
+            return stored  # exactly what our write makes: the link stores its real version
+        # Holds what we sent, and another writer's change besides. Answer the record as our write alone
+        # left it, with the version we read: the next run then sees the newer version and carries the
+        # other change over instead of taking it as already in sync.
+        return expected
 
     def _normalised(self, since: str) -> str:
         try:
@@ -179,6 +201,10 @@ class CustompmsConnector(HttpBackedConnector):
                 status=response.status_code,
             )
         return body
+
+
+def _without(record: Record, names: frozenset[str]) -> Record:
+    return {key: value for key, value in record.items() if key not in names}
 
 
 __all__ = ["SETTINGS_SCHEMA", "CustompmsConnector"]

@@ -1,8 +1,10 @@
 """The Tidsbanken connector: an OData-flavoured REST API (see contracts/tidsbanken-api.md).
 
 Ids are chosen by the client, so a create is made idempotent by choosing the Id up front: a retry that
-meets `409` finds the record its earlier attempt stored. Listing pages by timestamp keyset rather than
-plain `$skip`, so that records modified during a scan are not lost (see `_paging.KeysetPaging`).
+meets `409` finds the record its earlier attempt stored, and takes it as ours only when it holds every
+value that was sent (otherwise the Id belongs to another record: a real conflict). Listing pages by
+timestamp keyset rather than plain `$skip`, so that records modified during a scan are not lost (see
+`_paging.KeysetPaging`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from urllib.parse import quote
 import httpx
 
 from mapsync.connectors import load_entity_info, register
-from mapsync.connectors._common import HttpBackedConnector
-from mapsync.connectors._paging import KeysetPaging, filter_time, parse_timestamp, utc_z
+from mapsync.connectors._common import HttpBackedConnector, holds_values
+from mapsync.connectors._paging import KeysetPaging, PageCap, filter_time, parse_timestamp, utc_z
 from mapsync.connectors.base import Change, EntityInfo, Record
 from mapsync.connectors.http import HTTP_SETTINGS_PROPERTIES
 from mapsync.errors import ConflictError, ConnectorError, NotFoundError, PagingError
@@ -125,7 +127,9 @@ class TidsbankenConnector(HttpBackedConnector):
     def list_changes(self, entity: str, since: str | None) -> Iterator[Change]:
         entity_set = self._set(entity)
         pager = KeysetPaging(self.page_size, self._lower_bound(since), connection=self.name, path=entity_set.list_path)
+        cap = PageCap(self.max_pages, entity, connection=self.name, path=entity_set.list_path)
         while not pager.finished:
+            cap.next_page()
             request = pager.next_request()
             params: dict[str, str | int] = {}
             if request.after is not None:
@@ -161,12 +165,16 @@ class TidsbankenConnector(HttpBackedConnector):
             if value is not None and key not in entity_set.info.server_fields  # the API refuses nulls
         }
         body[entity_set.info.key] = record_id
+        if entity_set.update_style == "patch":
+            # Its updates put the Id in the path: never create a record that could not be written again.
+            self._item_path("POST", entity_set.update_path, entity, record_id)
         try:
             response = self._http.request("POST", entity_set.insert_path, json=body)
         except ConflictError:
-            # The Id exists: most likely our own earlier attempt, stored before its answer was lost.
+            # The Id exists: our own earlier attempt, stored before its answer was lost, if it holds every
+            # value we sent; any other record with this Id is a real conflict, never taken as ours.
             stored = self.read(entity, record_id)
-            if stored is None:
+            if stored is None or not holds_values(stored, body):
                 raise
             return stored
         return self._stored(entity, record_id, response)
@@ -175,7 +183,7 @@ class TidsbankenConnector(HttpBackedConnector):
         entity_set = self._set(entity)
         info = entity_set.info
         if entity_set.update_style == "patch":
-            path = f"{entity_set.update_path}/{quote(record_id, safe='')}"
+            path = self._item_path("PATCH", entity_set.update_path, entity, record_id)
             body = {k: v for k, v in changes.items() if k not in info.server_fields and k != info.key}
             response = self._http.request("PATCH", path, json=body)
         else:
@@ -195,7 +203,7 @@ class TidsbankenConnector(HttpBackedConnector):
             "policy unlink it",
             connection=self.name,
             method="DELETE",
-            path=f"{entity_set.update_path}/{quote(record_id, safe='')}",
+            path=self._item_path("DELETE", entity_set.update_path, entity, record_id),
         )
 
     # -- housekeeping ---------------------------------------------------------------------------

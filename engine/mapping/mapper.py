@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from jmespath.exceptions import JMESPathError
 
 from mapsync.errors import MappingError
-from mapsync.mapping.paths import Getter, get_path, make_getter, set_path, split
+from mapsync.mapping.paths import Getter, get_path, make_getter, plain_path, set_path, split
 from mapsync.mapping.types import Coerce, canonical_converter, source_converter
 from mapsync.spec.entities import property_schema
 from mapsync.spec.model import DataflowSpec, Row
@@ -63,6 +63,25 @@ class CompiledRow:
     back: tuple[tuple[tuple[str, ...], Getter, Coerce], ...]  # (source path, getter on target, to source repr)
 
 
+def _evaluator(expression: str) -> Getter:
+    """The getter of a row's expression. jmespath itself lets a few odd values escape as bare Python errors
+    (`a > b` on a number and a string: TypeError; a zero slice step: ValueError; ceil of infinity:
+    OverflowError); they become the JMESPathError every caller turns into a failed record."""
+    getter = make_getter(expression)
+    if plain_path(expression) is not None:
+        return getter  # a dict walk: nothing to guard, and the hot path stays direct
+
+    def evaluate(record: Mapping[str, Any]) -> Any:
+        try:
+            return getter(record)
+        except JMESPathError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise JMESPathError(f"{type(exc).__name__}: {exc}") from None
+
+    return evaluate
+
+
 class Mapper:
     """Forward (source -> canonical target values) and backward (target -> source values) for a dataflow."""
 
@@ -98,11 +117,11 @@ class Mapper:
             back = ((split(row.source_path), make_getter(row.target), _chain(canonical, to_source)),)
         else:
             back = tuple(
-                (split(path), make_getter(expression),
+                (split(path), _evaluator(expression),
                  source_converter(_loose_type(self.spec, path), property_schema(self.spec.source_schema, path) or {},
                                   self.zone))
                 for path, expression in row.reverse)
-        return CompiledRow(row, split(row.target), make_getter(row.source), make_getter(row.target), canonical, back)
+        return CompiledRow(row, split(row.target), _evaluator(row.source), make_getter(row.target), canonical, back)
 
     # -- forward ------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mapsync.errors import FieldError
-from mapsync.sandbox.faults import Fault, Faults, draw_fault
+from mapsync.sandbox.faults import Fault, Faults, deep_json, draw_fault, gzip_bomb
 
 JsonObject = dict[str, Any]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -424,17 +424,28 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
 
-    def write_response(self, response: Response) -> None:
+    def write_response(self, response: Response, *, trickle: float = 0.0) -> None:
         payload = b"" if response.body is None else json.dumps(response.body, ensure_ascii=False).encode()
-        self.send_response(response.status)
+        headers = dict(response.headers)
         if response.body is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            headers = {"Content-Type": "application/json; charset=utf-8", **headers}
+        self.write_raw(response.status, payload, headers, trickle=trickle)
+
+    def write_raw(self, status: int, payload: bytes, headers: dict[str, str], *, trickle: float = 0.0) -> None:
+        """Headers at once, then the body: whole, or a byte at a time after a `trickle` seconds' pause each."""
+        self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in response.headers.items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if payload:
-            self.wfile.write(payload)
+        if not trickle:
+            if payload:
+                self.wfile.write(payload)
+            return
+        self.wfile.flush()
+        for index in range(len(payload)):
+            time.sleep(trickle)
+            self.wfile.write(payload[index:index + 1])  # raises once the client has hung up
 
     def drop(self) -> None:
         """Close the connection without an answer: the client sees the server disconnect."""
@@ -552,7 +563,7 @@ class EmulatorServer(ABC):
         with self._stats_lock:
             self._request_count += 1
             self._requests[(request.method, request.path)] += 1
-            fault = draw_fault(self._faults, self._rng)
+            fault = draw_fault(self._faults, self._rng) if self._faults.applies_to(request.path) else Fault.NONE
             if fault is not Fault.NONE and not (fault is Fault.DROP_AFTER_WRITE
                                                 and request.method not in WRITE_METHODS):
                 self._injected[fault.value] += 1
@@ -578,11 +589,27 @@ class EmulatorServer(ABC):
             return
         if fault is Fault.SLOW:
             time.sleep(faults.slow_seconds)
+        if self._hostile_answer(handler, faults, fault):
+            return
         response = self._answer(request)
         if fault is Fault.DROP_AFTER_WRITE and request.method in WRITE_METHODS:
             handler.drop()
             return
-        handler.write_response(response)
+        handler.write_response(response, trickle=faults.trickle_seconds if fault is Fault.TRICKLE else 0.0)
+
+    @staticmethod
+    def _hostile_answer(handler: _Handler, faults: Faults, fault: Fault) -> bool:
+        """Answer, instead of the request's own answer (nothing is handled), with a hostile one, if drawn."""
+        if fault is Fault.REDIRECT:
+            handler.write_response(Response(302, None, {"Location": faults.redirect_to}))
+        elif fault is Fault.GZIP_BOMB:
+            handler.write_raw(200, gzip_bomb(faults.gzip_bomb_bytes),
+                              {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        elif fault is Fault.DEEP_JSON:
+            handler.write_raw(200, deep_json(faults.deep_json_depth), {"Content-Type": "application/json"})
+        else:
+            return False
+        return True
 
     def _answer(self, request: Request) -> Response:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 PREFIX = "/api/v1/"
 ADDRESS_FIELDS = ("postal_address", "delivery_address")
+BEFORE_EVERY_KEY = (-1, "")  # a cursor position that sorts before every record
 
 
 class InvalidBodyError(ValueError):
@@ -79,15 +81,17 @@ class _Collection:
         return self.live.get(record_id) or self.tombstones[record_id]
 
 
-def encode_cursor(key: tuple[int, str]) -> str:
-    raw = json.dumps([key[0], key[1]], separators=(",", ":")).encode()
+def encode_cursor(key: tuple[int, str], serial: int = 0) -> str:
+    """The position after `key`; a `serial` (endless paging only) makes every cursor a fresh one."""
+    fields: list[int | str] = [key[0], key[1], serial] if serial else [key[0], key[1]]
+    raw = json.dumps(fields, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        micros, record_id = json.loads(raw)
+        micros, record_id, *_serial = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise HttpError(400, {"error": "malformed cursor"}) from exc
     if not isinstance(micros, int) or not isinstance(record_id, str):
@@ -133,10 +137,15 @@ class CustompmsEmulator(EmulatorServer):
         port: int = 0,
         token: str = DEFAULT_TOKEN,
         faults: Faults | None = None,
+        endless_paging: Iterable[str] = (),
     ) -> None:
         super().__init__(host=host, port=port, faults=faults)
         self.token = token
         self._collections = {name: _Collection(spec) for name, spec in _resource_specs().items()}
+        # Resources whose listings never end (a broken server, for tests): every cursor is a fresh one,
+        # and the last page answers one that starts the listing over, so `next_cursor` is never null.
+        self.endless_paging: set[str] = set(endless_paging)
+        self._cursor_serial = 0
 
     # -- direct access (no HTTP, no faults, no refuse predicate) -----------------------------------------
 
@@ -290,8 +299,16 @@ class CustompmsEmulator(EmulatorServer):
             more = len(keys) > query.limit
             keys = keys[: query.limit]
             data = [_copy(collection.item(record_id)) for _, record_id in keys]
-        next_cursor = encode_cursor(keys[-1]) if more else None
+        if collection.spec.name in self.endless_paging:
+            next_cursor: str | None = self._fresh_cursor(keys[-1] if more else BEFORE_EVERY_KEY)
+        else:
+            next_cursor = encode_cursor(keys[-1]) if more else None
         return Response(200, {"data": data, "next_cursor": next_cursor})
+
+    def _fresh_cursor(self, key: tuple[int, str]) -> str:
+        with self._lock:
+            self._cursor_serial += 1
+            return encode_cursor(key, serial=self._cursor_serial)
 
     def _read(self, collection: _Collection, record_id: str, request: Request) -> Response:
         with self._lock:

@@ -7,8 +7,10 @@ Kunde and Prosjekt (PUT whole-record updates, Europe/Oslo timestamps with an off
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -166,11 +168,19 @@ class TidsbankenEmulator(EmulatorServer):
         api_key: str = DEFAULT_API_KEY,
         subscription_key: str = DEFAULT_SUBSCRIPTION_KEY,
         faults: Faults | None = None,
+        endless_paging: Iterable[str] = (),
     ) -> None:
         super().__init__(host=host, port=port, faults=faults)
         self.api_key = api_key
         self.subscription_key = subscription_key
         self._tables = {name: _Table(spec) for name, spec in _entity_specs().items()}
+        # Ids left out of every listing (a flaky proxy, a server's paging bug), for tests of short listings;
+        # a read by id (`('Id')` or `$filter=Id eq`) still answers.
+        self.hidden: set[str] = set()
+        # Entity sets whose listings never end (a broken server, for tests): every page served adds a
+        # page of new records with later timestamps, so the next page is always full.
+        self.endless_paging: set[str] = set(endless_paging)
+        self._endless_count = 0
 
     # -- direct access (no HTTP, no faults) --------------------------------------------------------------
 
@@ -309,6 +319,8 @@ class TidsbankenEmulator(EmulatorServer):
     def _list(self, table: _Table, request: Request) -> Response:
         query = parse_list_query(request.query)
         with self._lock:
+            if table.spec.name in self.endless_paging and query.record_id is None:
+                self._add_endless_records(table, query.top)
             if query.record_id is not None:
                 stamp = table.index.stamp(query.record_id)
                 keep = stamp is not None and (query.modified_after is None or stamp > query.modified_after)
@@ -320,8 +332,21 @@ class TidsbankenEmulator(EmulatorServer):
                     start = table.index.first_at_or_after(query.modified_after + 1)  # gt is strict
                 start += query.skip
                 ids = [record_id for _, record_id in table.index.slice(start, start + query.top)]
+                if self.hidden:
+                    ids = self._visible_ids(table, start - query.skip, query.skip, query.top)
             value = [dict(table.records[record_id]) for record_id in ids]
         return Response(200, {"@odata.context": f"{self.url}/$metadata#{table.spec.name}", "value": value})
+
+    def _add_endless_records(self, table: _Table, count: int) -> None:
+        for _ in range(count):
+            self._endless_count += 1
+            number = self._endless_count
+            self._store_whole(table, {"Id": f"ENDLESS-{number:06d}", "Navn": f"Endless {table.spec.name} {number}"})
+
+    def _visible_ids(self, table: _Table, start: int, skip: int, top: int) -> list[str]:
+        """A page of a listing that leaves the hidden records out, as if they were not there."""
+        visible = (record_id for _, record_id in table.index.keys_from(start) if record_id not in self.hidden)
+        return list(islice(visible, skip, skip + top))
 
     def _get_one(self, table: _Table, record_id: str) -> Response:
         with self._lock:

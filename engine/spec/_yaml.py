@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mapsync.errors import Location, SpecError
+from mapsync.spec._bounded_yaml import YamlProblem, read_yaml
 
 KeyPath = tuple[str | int, ...]
 
@@ -47,43 +48,55 @@ class Document:
         return SpecError(message, self.at(path))
 
 
+MAX_FILE_BYTES = 10_000_000  # a mapping file is a few kB; more is a mistake (or /dev/zero behind a link)
+
+
 def load_document(path: Path, display: str | None = None) -> tuple[Document | None, list[SpecError]]:
     """Parse one YAML file; on a syntax error, return no document and that one error."""
     name = display or str(path)
+    if path.is_dir():
+        return None, [SpecError("cannot read file: it is a folder", Location(name))]
+    if path.exists() and not path.is_file():
+        # reading a named pipe would wait for a writer forever
+        return None, [SpecError("cannot read file: not a regular file (a pipe, socket or device)", Location(name))]
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        return None, [SpecError(f"cannot read file: {exc.strerror}", Location(name))]
+        return None, [SpecError(f"cannot read file: {exc.strerror or exc}", Location(name))]
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [SpecError(f"cannot read file: larger than {MAX_FILE_BYTES // 1_000_000} MB", Location(name))]
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [SpecError(f"cannot read file: not UTF-8 (byte {exc.start})", Location(name))]
+        line = raw[:exc.start].count(b"\n") + 1
+        return None, [SpecError(f"cannot read file: not UTF-8 (byte {exc.start})", Location(name, line))]
     return parse_document(text, name)
 
 
 def parse_document(text: str, name: str) -> tuple[Document | None, list[SpecError]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context and exc.context_mark and mark and exc.context_mark.line != mark.line:
-            # e.g. an unclosed bracket is noticed lines later: say where it was opened
-            problem += f" ({exc.context} on line {exc.context_mark.line + 1})"
-        return None, [SpecError(f"YAML syntax error: {problem}", Location(name, line))]
-    except yaml.YAMLError as exc:
-        return None, [SpecError(f"YAML syntax error: {exc}", Location(name))]
-    finally:
-        loader.dispose()
-    doc = Document(name, data, {(): 1})
+    doc = Document(name, None, {(): 1})
     errors: list[SpecError] = []
-    if node is not None:
-        _collect_lines(node, (), doc, errors)
+    fatal: list[SpecError] = []
+    try:
+        doc.data = read_yaml(text, lambda root: _collect_lines(root, (), doc, errors, fatal))
+    except YamlProblem as exc:
+        return None, [SpecError(exc.message, Location(name, exc.line, _short_path(exc.path)))]
+    if fatal:
+        # every later check (and the engine) takes keys for text: stop at this file, as for a syntax error
+        return None, [*errors, *fatal]
     return doc, errors
 
 
-def _collect_lines(node: yaml.Node, path: KeyPath, doc: Document, errors: list[SpecError]) -> None:
+def _short_path(path: KeyPath, keep: int = 6) -> str:
+    """A key path short enough to read: the first steps of a very deep one, then how many more."""
+    if len(path) <= keep:
+        return render_path(path)
+    return f"{render_path(path[:keep])}...({len(path) - keep} levels more)"
+
+
+def _collect_lines(node: yaml.Node, path: KeyPath, doc: Document, errors: list[SpecError],
+                   fatal: list[SpecError]) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -92,13 +105,28 @@ def _collect_lines(node: yaml.Node, path: KeyPath, doc: Document, errors: list[S
             if key in seen:
                 errors.append(SpecError(f"duplicate key {key!r}", doc_location(doc, child, key_node)))
             seen.add(key)
+            problem = _key_problem(key_node)
+            if problem:
+                fatal.append(SpecError(problem, doc_location(doc, child, key_node)))
             doc.lines[child] = key_node.start_mark.line + 1
-            _collect_lines(value_node, child, doc, errors)
+            _collect_lines(value_node, child, doc, errors, fatal)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             doc.lines[child] = item.start_mark.line + 1
-            _collect_lines(item, child, doc, errors)
+            _collect_lines(item, child, doc, errors, fatal)
+
+
+_NOT_TEXT = {"int": "a number", "float": "a number", "bool": "a boolean", "null": "a null", "timestamp": "a date"}
+
+
+def _key_problem(key_node: yaml.Node) -> str | None:
+    """Why a key is unusable: YAML reads `1:`, `true:`, `null:` or `2024-01-01:` as something other than text,
+    which no check and no lookup by name expects (and numeric record ids in `links:` would never match)."""
+    kind = _NOT_TEXT.get(str(key_node.tag).rsplit(":", 1)[-1]) if isinstance(key_node, yaml.ScalarNode) else None
+    if kind is None:
+        return None
+    return f"YAML reads the key {key_node.value} as {kind}, not as text: quote it (\"{key_node.value}\")"
 
 
 def doc_location(doc: Document, path: KeyPath, node: yaml.Node) -> Location:

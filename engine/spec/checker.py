@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jmespath
 import jsonschema
-from jmespath.exceptions import JMESPathError
 
 from mapsync.errors import SpecError
 from mapsync.mapping.paths import field_names, plain_path
 from mapsync.mapping.types import target_type_fits
+from mapsync.spec._expression import expression_problem, shown
 from mapsync.spec._schema_errors import schema_errors
 from mapsync.spec._yaml import Document, KeyPath
 from mapsync.spec.entities import entity_names, entity_schema, format_schema, property_schema
@@ -45,7 +45,7 @@ class MappingChecker:
         checked = len(self.errors)
         try:
             return self._build(data)
-        except (TypeError, AttributeError, ValueError, KeyError):
+        except (TypeError, AttributeError, ValueError, KeyError, OverflowError):
             # The semantic checks assume a document the schema accepts; on one it refused they are a best
             # effort, and the schema errors already say what is wrong. On a valid one this is a bug.
             if schema_valid:
@@ -103,12 +103,10 @@ class MappingChecker:
         return str(name)
 
     def _compiles(self, path: KeyPath, expression: str) -> bool:
-        try:
-            jmespath.compile(expression)
-        except JMESPathError as exc:
-            self.fail(path, f"invalid JMESPath expression {expression!r}: {_first_line(exc)}")
-            return False
-        return True
+        problem = expression_problem(expression)
+        if problem:
+            self.fail(path, problem)
+        return problem is None
 
     def _known_fields(self, path: KeyPath, expression: str, schema: dict[str, Any] | None, side: str) -> None:
         if schema is None:
@@ -117,7 +115,7 @@ class MappingChecker:
         names = [".".join(plain)] if plain else sorted(field_names(expression))
         for name in names:
             if property_schema(schema, name) is None:
-                self.fail(path, f"{schema.get('title', side)} has no property {name!r}"
+                self.fail(path, f"{schema.get('title', side)} has no property {shown(name)}"
                                 f"{_suggest(name, schema)}")
 
     def _row(self, index: int, raw: dict[str, Any], source_schema: dict[str, Any] | None,
@@ -127,8 +125,8 @@ class MappingChecker:
         kind = str(raw.get("type", "string"))
         direction = str(raw.get("direction", "both"))
         reverse = tuple((str(k), str(v)) for k, v in (raw.get("reverse") or {}).items())
-        plain = plain_path(expression) if expression else None
         compiles = bool(expression) and self._compiles((*at, "source"), expression)
+        plain = plain_path(expression) if compiles else None
         if compiles:
             self._known_fields((*at, "source"), expression, source_schema, "source")
         target = str(raw.get("target", ""))
@@ -156,7 +154,7 @@ class MappingChecker:
             if self._compiles((*at, "reverse", field_path), rexpr):
                 self._known_fields((*at, "reverse", field_path), rexpr, target_schema, "target")
         return Row(source=expression, target=target, type=kind, direction=direction, reverse=reverse,
-                   dataflow=raw.get("dataflow"), source_path=".".join(plain) if plain else None,
+                   dataflow=_text_or_none(raw.get("dataflow")), source_path=".".join(plain) if plain else None,
                    description=str(raw.get("description", "")), line=self.doc.line_of(at))
 
     def _check_duplicate_targets(self, rows: list[Row]) -> None:
@@ -196,6 +194,7 @@ class MappingChecker:
             if not isinstance(item, dict):
                 continue
             at: KeyPath = ("examples", index)
+            self._check_json_values(at, item)
             for side, schema in (("source", source_schema), ("target", target_schema)):
                 record = item.get(side)
                 if schema is not None and isinstance(record, dict):
@@ -210,16 +209,50 @@ class MappingChecker:
         return examples
 
 
+    def _check_json_values(self, at: KeyPath, example: dict[str, Any]) -> None:
+        """Example records are JSON records: YAML's dates, binaries and sets never come from a system."""
+        for key in ("source", "target", "links"):
+            found = _first_non_json(example.get(key), (*at, key))
+            if found:
+                path, value = found
+                self.fail(path, _not_json(value))
+
+
+def _first_non_json(value: Any, path: KeyPath) -> tuple[KeyPath, Any] | None:
+    """The first value under `value` that JSON cannot hold, with its path (walked without recursion)."""
+    stack: list[tuple[Any, KeyPath]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, (*where, str(k))) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, (*where, i)) for i, v in reversed(list(enumerate(item))))
+        elif item is not None and not isinstance(item, str | int | float):
+            return where, item
+    return None
+
+
+_YAML_TAGS: dict[type, str] = {bytes: "!!binary", set: "!!set", tuple: "!!omap or !!pairs"}
+
+
+def _not_json(value: Any) -> str:
+    if isinstance(value, date):  # the usual slip: an unquoted date
+        return f"YAML reads {value.isoformat()} as a date, which no record holds: quote it (\"{value.isoformat()}\")"
+    kind = _YAML_TAGS.get(type(value), type(value).__name__)
+    return (f"a YAML {kind} value is not a JSON value (records hold text, numbers, booleans, null, lists "
+            "and objects)")
+
+
+def _text_or_none(value: Any) -> str | None:
+    # a reference row's `dataflow` of the wrong type is a schema error; it must not reach the loader's lookups
+    return value if isinstance(value, str) else None
+
+
 def _usable(data: dict[str, Any]) -> bool:
     """Whether a mapping with schema errors is still whole enough to check further."""
     sides_ok = all(isinstance(data.get(k), dict) and isinstance(data[k].get("connection"), str)
                    and isinstance(data[k].get("entity"), str) for k in ("source", "target"))
     return sides_ok and isinstance(data.get("dataflow"), str) and isinstance(data.get("properties"), list)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _suggest(name: str, schema: dict[str, Any]) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Collection, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from mapsync.errors import Location, SpecError, SpecErrors
@@ -44,7 +45,7 @@ def load_workspace(config: str | os.PathLike[str] | None = None,
 
 
 def _load(config_file: Path, env: Mapping[str, str], errors: list[SpecError]) -> Workspace | None:
-    if not config_file.is_file():
+    if not config_file.exists():
         errors.append(SpecError(
             f"no workspace config: {display_name(config_file)} not found (run mapsync in the folder "
             "holding mapsync.yaml, or pass --config PATH)", Location(display_name(config_file))))
@@ -92,9 +93,47 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
             continue
         # A key whose ${VAR} is unset is reported once, for the variable, not again for its empty value.
         found = schema_errors(doc, settings_schema(kind), base=("connections", name), data=settings)
+        found += _settings_problems(doc, name, settings)
         errors.extend(e for e in found if not (e.location and e.location.path in unset))
         connections[name] = settings
     return connections, broken
+
+
+MAX_SETTING = 1e9  # seconds, requests per second, retries: beyond this a number is a slip, and overflows
+
+
+def _settings_problems(doc: Document, name: str, settings: dict[str, Any]) -> list[SpecError]:
+    """What the schema cannot say: the connector will turn numbers into floats and base_url into a URL."""
+    problems: list[SpecError] = []
+    for key, value in settings.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and not _sane_number(value):
+            problems.append(doc.error(("connections", name, key), f"{key} must be a finite number up to "
+                                                                  f"{MAX_SETTING:,.0f}"))
+    url = settings.get("base_url")
+    problem = _url_problem(url) if isinstance(url, str) and url else None
+    if problem:
+        # the URL itself is not quoted: it may carry credentials (https://user:secret@host)
+        problems.append(doc.error(("connections", name, "base_url"), f"not a usable URL: {problem}"))
+    return problems
+
+
+def _url_problem(url: str) -> str | None:
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return str(exc)
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        return "it must start with http:// or https:// and name a host"
+    return None
+
+
+def _sane_number(value: float) -> bool:
+    try:
+        return math.isfinite(float(value)) and abs(value) <= MAX_SETTING
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _check_state(doc: Document, data: dict[str, Any], root: Path, errors: list[SpecError]) -> str:
@@ -117,19 +156,66 @@ def _check_state(doc: Document, data: dict[str, Any], root: Path, errors: list[S
 
 # -- mappings ---------------------------------------------------------------------------------------
 
-def _mapping_files(doc: Document, data: dict[str, Any], root: Path, errors: list[SpecError]) -> list[Path]:
+def _mapping_files(doc: Document, data: dict[str, Any], root: Path, errors: list[SpecError]) -> tuple[list[Path], bool]:
+    """The mapping files, and whether some match could not be read as one (then its dataflow is unknown)."""
     globs = data.get("mappings", list(DEFAULT_MAPPINGS))
     if not isinstance(globs, list):
-        return []
+        return [], False
+    unreadable = False
     files: list[Path] = []
     for index, pattern in enumerate(globs):
         if not isinstance(pattern, str):
             continue
-        matched = sorted(p for p in root.glob(pattern) if p.is_file())
-        if not matched:
-            errors.append(doc.error(("mappings", index), f"no mapping file matches {pattern!r}"))
+        problem = _glob_problem(pattern)
+        found: list[Path] = []
+        try:
+            found = [] if problem else sorted(root.glob(pattern))
+        except (ValueError, IndexError, NotImplementedError, OSError):  # pathlib's ways of refusing a pattern
+            problem = f"{pattern!r} is not a usable glob pattern (write e.g. 'mappings/*.yaml')"
+        matched = [p for p in found if p.is_file()]
+        if not problem and not matched:
+            problem = _nothing_matched(pattern, found)
+        if problem:
+            errors.append(doc.error(("mappings", index), problem))
+        for path in found:
+            why = _not_a_mapping_file(path)
+            if why:
+                errors.append(doc.error(("mappings", index), f"{display_name(path)} {why}"))
+                unreadable = True
         files.extend(p for p in matched if p not in files)
-    return files
+    return files, unreadable
+
+
+def _not_a_mapping_file(path: Path) -> str | None:
+    """Why a match named like a mapping file cannot be one (other folders under a wildcard are passed over)."""
+    if path.suffix not in {".yaml", ".yml"} or path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a mapping file"
+    return "is not a regular file (a pipe, socket or device)"
+
+
+def _glob_problem(pattern: str) -> str | None:
+    """Why a `mappings:` glob is refused before it is tried: it must stay inside the workspace folder."""
+    if not pattern.strip():
+        return "an empty glob matches nothing (write e.g. 'mappings/*.yaml')"
+    if PurePosixPath(pattern).is_absolute() or PureWindowsPath(pattern).is_absolute() or pattern.startswith("~"):
+        return (f"{pattern!r} is an absolute path: globs are relative to mapsync.yaml, so the workspace "
+                "can move (write e.g. 'mappings/*.yaml')")
+    if ".." in PurePosixPath(pattern.replace("\\", "/")).parts:
+        return f"{pattern!r} leaves the workspace through '..': keep mapping files in the folder of mapsync.yaml"
+    return None
+
+
+def _nothing_matched(pattern: str, found: list[Path]) -> str:
+    if any(_not_a_mapping_file(p) for p in found):
+        return ""  # each is reported by name
+    if found and all(p.is_dir() for p in found):
+        return (f"{pattern!r} names a folder, not mapping files (write e.g. "
+                f"'{pattern.rstrip('/')}/*.yaml')")
+    if found:
+        return f"{pattern!r} matches no regular file (only special files such as pipes or devices)"
+    return f"no mapping file matches {pattern!r}"
 
 
 def _load_mappings(doc: Document, data: dict[str, Any], root: Path, connections: dict[str, dict[str, Any]],
@@ -140,7 +226,10 @@ def _load_mappings(doc: Document, data: dict[str, Any], root: Path, connections:
     specs: list[tuple[DataflowSpec, Document]] = []
     seen: dict[str, str] = {}
     unloaded = set() if unloaded is None else unloaded
-    for path in _mapping_files(doc, data, root, errors):
+    paths, unreadable = _mapping_files(doc, data, root, errors)
+    if unreadable:
+        unloaded.add("*")
+    for path in paths:
         mdoc, syntax = load_document(path, display_name(path))
         errors.extend(syntax)
         if mdoc is None:

@@ -9,10 +9,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from mapsync.errors import SpecError
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, StateStore, Values
+from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RunLock, StateStore, Values
 
 
 def _open_sqlite(url: str) -> StateStore:
@@ -38,7 +37,8 @@ STORES: dict[str, Callable[[str], StateStore]] = {
 
 def open_store(url: str) -> StateStore:
     """Open the state store at `url`, creating or upgrading its schema as needed."""
-    scheme = urlsplit(url).scheme if "://" in url else ""
+    # The scheme is read off the text: a URL that does not parse is the backend's to refuse, politely.
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     opener = STORES.get(scheme)
     if opener is None:
         known = ", ".join(sorted(STORES))
@@ -53,6 +53,7 @@ __all__ = [
     "DeadLetter",
     "Link",
     "PendingCreate",
+    "RunLock",
     "StateStore",
     "Values",
     "open_store",

@@ -3,7 +3,11 @@
 `SqlStore` implements every `StateStore` method once, in SQL that both databases accept (upserts with
 `ON CONFLICT`, row-value comparisons for keyset paging). A backend subclass supplies only what differs
 between dialects and drivers: how a statement is executed (and its placeholder style), how a transaction
-begins and ends, what runs before a migration, and the run lock.
+begins and ends, what runs before a migration, and how the run lock is held.
+
+The run lock is fenced here, once for both backends: taking a lock bumps its generation in
+`lock_fences`, and the `FencedLock` a run holds checks, before each write, that the backend still holds
+the lock for it and that the generation is still the one it took.
 """
 
 from __future__ import annotations
@@ -17,8 +21,17 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mapsync.errors import StateError
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, Values
+from mapsync.errors import LockLostError, StateError
+from mapsync.state.base import (
+    Conflict,
+    DeadLetter,
+    GuardBaseline,
+    Link,
+    PendingCreate,
+    RetiredLink,
+    RunLock,
+    Values,
+)
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -39,14 +52,17 @@ SCHEMA_VERSION_KEY = "schema_version"
 
 @dataclass(frozen=True)
 class Dialect:
-    """The few words of DDL that differ between databases."""
+    """The few words of SQL that differ between databases."""
 
     name: str
     json_type: str  # JSONB on PostgreSQL (indexable, validated); plain TEXT holding JSON on SQLite
+    # What keeps a row read in a transaction from changing until it commits: FOR SHARE on PostgreSQL;
+    # nothing on SQLite, where BEGIN IMMEDIATE already keeps every other writer out.
+    share_row: str
 
 
-SQLITE = Dialect(name="sqlite", json_type="TEXT")
-POSTGRESQL = Dialect(name="postgresql", json_type="JSONB")
+SQLITE = Dialect(name="sqlite", json_type="TEXT", share_row="")
+POSTGRESQL = Dialect(name="postgresql", json_type="JSONB", share_row=" FOR SHARE")
 
 
 @dataclass(frozen=True)
@@ -314,10 +330,52 @@ ADD_CONFLICT = _upsert("conflicts", CONFLICT_COLUMNS, CONFLICT_KEY,
                        _set_excluded(CONFLICT_COLUMNS, CONFLICT_KEY))
 SET_CURSOR = _upsert("cursors", ("dataflow", "side", "value"), ("dataflow", "side"),
                      "UPDATE SET value = excluded.value")
+BUMP_FENCE = _upsert("lock_fences", ("name", "generation"), ("name",),
+                     "UPDATE SET generation = lock_fences.generation + 1")
 
 
 class UniqueViolation(StateError):
     """Raised by a backend when a statement breaks a uniqueness constraint (the store rewords it)."""
+
+
+# Why a held lock is no longer held, asked of the backend: a sentence, or None while it still holds.
+LockProbe = Callable[[], str | None]
+
+
+class FencedLock:
+    """The run lock as a run holds it: `check()` before every write.
+
+    The lock is lost when the backend no longer holds it for this run (`probe`), or when its generation
+    in `lock_fences` is no longer the one this run took (another run took the lock since). Inside a
+    transaction, the generation is read with the row share lock of the dialect, so a run taking the lock
+    over waits for that transaction to commit: the writes either land before the new run starts, or the
+    check sees the new generation and nothing is written. Once lost, always lost.
+    """
+
+    def __init__(self, store: SqlStore, name: str, generation: int, probe: LockProbe) -> None:
+        self.name = name
+        self.generation = generation
+        self._store = store
+        self._probe = probe
+        self._lost: str | None = None
+
+    def check(self) -> None:
+        if self._lost is None:
+            self._lost = self._probe() or self._generation_moved()
+        if self._lost is not None:
+            raise LockLostError(f"lost the run lock {self.name!r} on {self._store.url}: {self._lost}: "
+                                "stopped before writing more")
+
+    def _generation_moved(self) -> str | None:
+        rows = self._store._query(f"SELECT generation FROM lock_fences WHERE name = ?"
+                                  f"{self._store.dialect.share_row}", (self.name,))
+        current = int(rows[0][0]) if rows else None
+        if current == self.generation:
+            return None
+        return f"another run has taken it since (lock generation {current}, this run took {self.generation})"
+
+    def __repr__(self) -> str:
+        return f"<FencedLock {self.name!r} generation {self.generation}>"
 
 
 # --- the store ---------------------------------------------------------------------------------------
@@ -360,7 +418,9 @@ class SqlStore(ABC):
     def _close_connection(self) -> None: ...
 
     @abstractmethod
-    def lock(self, name: str, *, wait: float = 0.0) -> AbstractContextManager[None]: ...
+    def _hold_lock(self, name: str, wait: float) -> AbstractContextManager[LockProbe]:
+        """Hold the backend's lock `name` for the block, polling up to `wait` seconds while another owner
+        has it (then LockHeldError, naming the owner); yield what tells whether it is still held."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -393,10 +453,24 @@ class SqlStore(ABC):
                             (SCHEMA_VERSION_KEY, str(known)))
         return known
 
-    def _refuse_inside_transaction(self) -> None:
+    # -- the run lock --------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, name: str, *, wait: float = 0.0) -> Iterator[RunLock]:
+        """Hold the run lock `name` for the block, polling up to `wait` seconds while another run has it;
+        the FencedLock yielded must be checked before every write."""
         # Inside a transaction the lock row (SQLite) would stay invisible to others until commit.
         if self._depth:
             raise StateError("take the run lock before opening a transaction, not inside one")
+        with self._hold_lock(name, wait) as probe:
+            yield FencedLock(self, name, self._bump_generation(name), probe)
+
+    def _bump_generation(self, name: str) -> int:
+        """Mark a new holder of lock `name`: whoever held it before sees the generation move."""
+        with self.transaction():
+            self._write(BUMP_FENCE, (name, 1))
+            rows = self._query("SELECT generation FROM lock_fences WHERE name = ?", (name,))
+        return int(rows[0][0])
 
     def schema_version(self) -> int:
         rows = self._query(f"SELECT value FROM {META_TABLE} WHERE key = ?", (SCHEMA_VERSION_KEY,))
@@ -613,3 +687,82 @@ class SqlStore(ABC):
             if len(rows) < PAGE_SIZE:
                 return
             after = [rows[-1][i] for i in key_at]
+
+    # -- retired links and the delete guard's baseline ------------------------------------------------
+
+    def retire_link(self, retired: RetiredLink) -> None:
+        """Keep what a removed link knew. One entry per source record and per target record: an older
+        entry naming the same target is replaced (only the newest pair can come back)."""
+        with self.transaction():
+            self._write("DELETE FROM retired_links WHERE dataflow = ? AND target_id = ? AND source_id <> ?",
+                        (retired.dataflow, retired.target_id, retired.source_id))
+            self._write(PUT_RETIRED, retired_to_row(retired, retired.retired_at or now_iso()))
+
+    def retired_by_source(self, dataflow: str, source_ids: Iterable[str]) -> list[RetiredLink]:
+        return list(self._retired_where_in(dataflow, "source_id", source_ids))
+
+    def retired_by_target(self, dataflow: str, target_ids: Iterable[str]) -> list[RetiredLink]:
+        return list(self._retired_where_in(dataflow, "target_id", target_ids))
+
+    def _retired_where_in(self, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[RetiredLink]:
+        unique_ids = list(dict.fromkeys(ids))
+        for start in range(0, len(unique_ids), ID_CHUNK):
+            chunk = unique_ids[start:start + ID_CHUNK]
+            sql = f"{SELECT_RETIRED} WHERE dataflow = ? AND {column} IN ({_placeholders(len(chunk))})"
+            for row in self._query(sql, (dataflow, *chunk)):
+                yield row_to_retired(row)
+
+    def iter_retired(self, dataflow: str | None = None) -> Iterator[RetiredLink]:
+        return self._iter_pages("retired_links", RETIRED_COLUMNS, LINK_KEY, {"dataflow": dataflow},
+                                row_to_retired)
+
+    def count_retired(self, dataflow: str, *, since: str = "") -> int:
+        """How many entries the dataflow has, retired at or after `since` (empty: all)."""
+        rows = self._query("SELECT COUNT(*) FROM retired_links WHERE dataflow = ? AND retired_at >= ?",
+                           (dataflow, since))
+        return int(rows[0][0])
+
+    def drop_retired(self, dataflow: str, *, source_ids: Iterable[str] = (),
+                     target_ids: Iterable[str] = ()) -> None:
+        """Forget the entries naming any of these source ids or target ids."""
+        with self.transaction():
+            for column, ids in (("source_id", source_ids), ("target_id", target_ids)):
+                unique_ids = list(dict.fromkeys(ids))
+                for start in range(0, len(unique_ids), ID_CHUNK):
+                    chunk = unique_ids[start:start + ID_CHUNK]
+                    self._write(f"DELETE FROM retired_links WHERE dataflow = ? AND {column} IN "
+                                f"({_placeholders(len(chunk))})", (dataflow, *chunk))
+
+    def drop_retired_before(self, dataflow: str, stamp: str) -> int:
+        """Forget the entries retired before `stamp`; return how many."""
+        with self.transaction():
+            return self._write("DELETE FROM retired_links WHERE dataflow = ? AND retired_at < ?",
+                               (dataflow, stamp))
+
+    def get_guard_baseline(self, dataflow: str) -> GuardBaseline | None:
+        rows = self._query("SELECT dataflow, links, confirmed_at FROM guard_baselines WHERE dataflow = ?",
+                           (dataflow,))
+        return GuardBaseline(str(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def set_guard_baseline(self, baseline: GuardBaseline) -> None:
+        with self.transaction():
+            self._write(SET_BASELINE, (baseline.dataflow, baseline.links, baseline.confirmed_at or now_iso()))
+
+
+RETIRED_COLUMNS = ("dataflow", "source_id", "target_id", "source_values", "target_values", "source_version",
+                   "target_version", "gone", "retired_at")
+PUT_RETIRED = _upsert("retired_links", RETIRED_COLUMNS, LINK_KEY, _set_excluded(RETIRED_COLUMNS, LINK_KEY))
+SELECT_RETIRED = f"SELECT {_columns(RETIRED_COLUMNS)} FROM retired_links"
+SET_BASELINE = _upsert("guard_baselines", ("dataflow", "links", "confirmed_at"), ("dataflow",),
+                       "UPDATE SET links = excluded.links, confirmed_at = excluded.confirmed_at")
+
+
+def retired_to_row(retired: RetiredLink, retired_at: str) -> Row:
+    # The link's own columns but its state and stamp, then why and when it was retired.
+    return (*link_to_row(retired, "")[:-2], retired.gone, retired_at)
+
+
+def row_to_retired(row: Row) -> RetiredLink:
+    retired = RetiredLink.of(row_to_link((*row[:-2], "ok", "")), gone=row[-2])
+    retired.retired_at = row[-1]
+    return retired

@@ -67,6 +67,20 @@ class Conflict:
     detected_at: str = ""
 
 
+class RunLock(Protocol):
+    """What `StateStore.lock` yields: the proof that a run still holds its lock, checked before each write.
+
+    `check()` raises LockLostError once the lock is no longer this run's: its connection dropped (and
+    with it a PostgreSQL advisory lock), another run took it over, or its generation moved on (every
+    taking of a lock bumps the generation, so a run that sees another one than it took has been
+    overtaken). Inside a transaction the check is atomic with the writes around it.
+    """
+
+    name: str
+
+    def check(self) -> None: ...
+
+
 class StateStore(Protocol):
     """One interface over SQLite and PostgreSQL. Calls come from one thread at a time."""
 
@@ -108,7 +122,48 @@ class StateStore(Protocol):
     # grouping: every write inside one transaction() is committed once, at its end
     def transaction(self) -> AbstractContextManager[None]: ...
 
-    # the run lock
-    def lock(self, name: str, *, wait: float = 0.0) -> AbstractContextManager[None]: ...
+    # the run lock: check() the lock it yields before every write (see RunLock)
+    def lock(self, name: str, *, wait: float = 0.0) -> AbstractContextManager[RunLock]: ...
 
     def close(self) -> None: ...
+
+    # retired links and the delete guard's baseline (see docs/sync-semantics.md, "Deletions and the guard")
+    def retire_link(self, retired: RetiredLink) -> None: ...
+    def retired_by_source(self, dataflow: str, source_ids: Iterable[str]) -> list[RetiredLink]: ...
+    def retired_by_target(self, dataflow: str, target_ids: Iterable[str]) -> list[RetiredLink]: ...
+    def iter_retired(self, dataflow: str | None = None) -> Iterator[RetiredLink]: ...
+    def count_retired(self, dataflow: str, *, since: str = "") -> int: ...
+    def drop_retired(self, dataflow: str, *, source_ids: Iterable[str] = (), target_ids: Iterable[str] = ()
+                     ) -> None: ...
+    def drop_retired_before(self, dataflow: str, stamp: str) -> int: ...
+    def get_guard_baseline(self, dataflow: str) -> GuardBaseline | None: ...
+    def set_guard_baseline(self, baseline: GuardBaseline) -> None: ...
+
+
+@dataclass(kw_only=True)
+class RetiredLink(Link):
+    """What a link knew when a deletion or an unlink removed it, so a record that comes back (a short
+    listing, not a deletion) is linked to its old partner again instead of getting a duplicate."""
+
+    gone: str = "source"  # the side whose record disappeared: "source" or "target"
+    retired_at: str = ""  # stamped by the store when empty
+
+    @classmethod
+    def of(cls, link: Link, gone: str) -> RetiredLink:
+        return cls(dataflow=link.dataflow, source_id=link.source_id, target_id=link.target_id,
+                   source_values=dict(link.source_values), target_values=dict(link.target_values),
+                   source_version=link.source_version, target_version=link.target_version, gone=gone)
+
+    def as_link(self) -> Link:
+        return Link(self.dataflow, self.source_id, self.target_id, dict(self.source_values),
+                    dict(self.target_values), self.source_version, self.target_version)
+
+
+@dataclass
+class GuardBaseline:
+    """How many links a dataflow had when the delete guard last confirmed them (a full scan that found no
+    disappearance, or a run an operator allowed a larger share); removals since then add up."""
+
+    dataflow: str
+    links: int
+    confirmed_at: str = ""  # stamped by the store when empty

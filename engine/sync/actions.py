@@ -8,10 +8,11 @@ from typing import Any
 
 from mapsync.state.base import Link
 
-# Kinds of action. Writes: create, update, delete. Bookkeeping: link (new match), unlink.
+# Kinds of action. Writes: create, update, delete. Bookkeeping: link (new match), unlink, relink (a record
+# that came back gets its retired link again).
 # Reported only: conflict (manual), defer (a reference not linked yet), ambiguous (match), fail.
 WRITES = frozenset({"create", "update", "delete"})
-CHANGES = frozenset({"create", "update", "delete", "link", "unlink"})
+CHANGES = frozenset({"create", "update", "delete", "link", "unlink", "relink"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def describe(action: Action, source_entity: str, target_entity: str) -> list[str
         else f"+ create {source_entity} from {tgt}{name}",
         "update": f"~ update {src} <-> {tgt}{name}",
         "link": f"= link {src} <-> {tgt}{name} (matched)",
+        "relink": f"= relink {src} <-> {tgt}{name} (came back)",
         "delete": f"- delete {tgt} ({src} is gone)" if action.side == "target"
         else f"- delete {src} ({tgt} is gone)",
         "unlink": f"- unlink {src} <-> {tgt}",

@@ -1,24 +1,30 @@
 """The executor: performs actions through the connectors with bounded concurrency, and records each
-outcome in the state store on the calling thread (the store is never touched from a worker)."""
+outcome in the state store on the calling thread (the store is never touched from a worker).
+
+Every write is fenced by the run lock (`fence`, the lock's check): before a batch's pending creates are
+stored and its requests sent, and inside the transaction that records outcomes. A run that lost its
+lock stops there (LockLostError), and what was queued but not started is never sent."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from mapsync.connectors.base import Connector
-from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError
+from mapsync.connectors.http import RunDeadline, RunDeadlineError
+from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError, StateError
 from mapsync.mapping.mapper import UnresolvedReference
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate
+from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RetiredLink
 from mapsync.sync.actions import Action
 from mapsync.sync.context import DataflowContext, UsesContext
 from mapsync.sync.planner import chunked, modified_of
 
-NEEDS_REQUEST = frozenset({"create", "update", "link", "delete"})
+NEEDS_REQUEST = frozenset({"create", "update", "link", "relink", "delete"})
 
 
 def now() -> str:
@@ -44,34 +50,61 @@ class Prepared:
 
 
 class Executor(UsesContext):
-    def __init__(self, ctx: DataflowContext, *, workers: int, on_outcome: Callable[[Outcome], None]) -> None:
+    def __init__(self, ctx: DataflowContext, *, workers: int, on_outcome: Callable[[Outcome], None],
+                 fence: Callable[[], None], deadline: RunDeadline | None = None) -> None:
         self.ctx = ctx
+        self.fence = fence  # raises LockLostError once the run's lock is no longer its own
         self.workers = max(1, workers)
         self.on_outcome = on_outcome
+        self.deadline = deadline
+        self._out_of_time = False  # the run's deadline passed: no new batch starts
         self._done: list[Outcome] = []  # finished, not yet recorded
         # Written in one batch per group of outcomes (see _record_done):
         self._new_pendings: list[PendingCreate] = []
         self._links_made: list[Link] = []
         self._pendings_done: dict[str, list[str]] = {"target": [], "source": []}
+        self._new_pairs: list[Link] = []  # links made in this run: retired entries naming their ids go
+        self._retired_exist: bool | None = None
 
     # -- the loop -----------------------------------------------------------------------------------
 
     def run(self, actions: Iterable[Action]) -> None:
-        with ThreadPoolExecutor(self.workers, thread_name_prefix=f"mapsync-{self.spec.name}") as pool:
+        with _Pool(self.workers, thread_name_prefix=f"mapsync-{self.spec.name}") as pool:
             inflight: set[Future[Outcome]] = set()
-            for batch in chunked(actions, self.workers * 4):
-                prepared = self._prepare_batch(batch)
-                for item in prepared:
-                    if isinstance(item, Outcome):
-                        self._done.append(item)
-                        continue
-                    while len(inflight) >= self.workers * 2:
-                        self._collect(inflight, block=True)
-                    inflight.add(pool.submit(self._perform, item))
-                self._collect(inflight, block=False)
-            while inflight:
-                self._collect(inflight, block=True)
+            try:
+                self._submit(actions, pool, inflight)
+            except MapsyncError as exc:
+                if not isinstance(exc, StateError):
+                    # The listing broke part way (a hostile answer, max_pages, --max-duration): the writes
+                    # already sent finish and are recorded, so the next run need not work them out again.
+                    self._finish_inflight(inflight)
+                raise
+            self._finish_inflight(inflight)
+        if self._out_of_time and self.deadline is not None:
+            raise self.deadline.error()  # the dataflow stops unfinished: its cursors stay where they were
+
+    def _submit(self, actions: Iterable[Action], pool: _Pool, inflight: set[Future[Outcome]]) -> None:
+        for batch in chunked(actions, self.workers * 4):
+            if self._deadline_passed():
+                return  # what is in flight still finishes, and is recorded
+            for item in self._prepare_batch(batch):
+                if isinstance(item, Outcome):
+                    self._done.append(item)
+                    continue
+                while len(inflight) >= self.workers * 2:
+                    self._collect(inflight, block=True)
+                inflight.add(pool.submit(self._perform, item))
+            self._collect(inflight, block=False)
+
+    def _finish_inflight(self, inflight: set[Future[Outcome]]) -> None:
+        while inflight:
+            self._collect(inflight, block=True)
         self._record_done()
+
+    def _deadline_passed(self) -> bool:
+        if self.deadline is not None and self.deadline.expired():
+            self._out_of_time = True
+        return self._out_of_time
 
     def _collect(self, inflight: set[Future[Outcome]], *, block: bool) -> None:
         done, _ = wait(inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
@@ -86,12 +119,17 @@ class Executor(UsesContext):
         # idempotency key) was committed before its request went out.
         if not self._done:
             return
-        with self.store.transaction():
+        # A group of records found unchanged writes nothing: no transaction, no fence (a no-change run).
+        writes = any(outcome.error is not None or outcome.action.kind != "unchanged" for outcome in self._done)
+        with self.store.transaction() if writes else nullcontext():
+            if writes:
+                self.fence()  # in the transaction: a run taking the lock over waits for it, or it is refused
             for outcome in self._done:
                 self._finish(outcome)
             self.store.put_links(self._links_made)
             for side in ("target", "source"):
                 self.store.remove_pendings(self.spec.name, side, self._pendings_done[side])
+            self._drop_retired_of_new_pairs()
         self._done.clear()
         self._links_made.clear()
         self._pendings_done = {"target": [], "source": []}
@@ -110,7 +148,10 @@ class Executor(UsesContext):
                 out.append(self._prepare(action))
             except MapsyncError as exc:
                 out.append(Outcome(action, error=exc))
-        self.store.add_pendings(self._new_pendings)
+        if any(isinstance(item, Prepared) for item in out):  # requests follow: fenced, with their pendings
+            with self.store.transaction():
+                self.fence()
+                self.store.add_pendings(self._new_pendings)
         self._new_pendings.clear()
         return out
 
@@ -200,13 +241,18 @@ class Executor(UsesContext):
 
     def _finish(self, outcome: Outcome) -> None:
         action = outcome.action
+        if isinstance(outcome.error, RunDeadlineError):
+            self._out_of_time = True  # dead-lettered below, so the next run retries it
         if outcome.error is not None:
             self._dead_letter(action, outcome.error)
         elif action.kind == "create":
             self._record_create(outcome)
-        elif action.kind in {"update", "link", "refresh", "conflict"}:
+        elif action.kind in {"update", "link", "relink", "refresh", "conflict"}:
             self._record_pair(outcome)
         elif action.kind in {"delete", "unlink"}:
+            if action.link is not None:  # kept, so the record is relinked if it was only missing from a listing
+                self.store.retire_link(RetiredLink.of(action.link, gone="source" if action.side == "target"
+                                                      else "target"))
             self.store.delete_link(self.spec.name, action.source_id or "")
             self.store.remove_conflicts(self.spec.name, action.source_id or "")
             if action.target_id:
@@ -241,6 +287,7 @@ class Executor(UsesContext):
         outcome.action.target_id = link.target_id
         outcome.action.source_id = link.source_id
         self._links_made.append(link)
+        self._new_pairs.append(link)
         self.links.learn(self.spec.name, link.source_id, link.target_id)
         self._pendings_done[action.side].append(pending_id)
         if action.queued:
@@ -269,7 +316,8 @@ class Executor(UsesContext):
                     or modified_of(self.spec.target_schema, action.target_record) or old.target_version,
                     state="conflict" if manual else "ok", updated_at=now())
         self._links_made.append(link)
-        if action.kind == "link":
+        if action.kind in {"link", "relink"}:
+            self._new_pairs.append(link)
             self.links.learn(self.spec.name, link.source_id, link.target_id)
         if old.state == "conflict" or manual:
             self.store.remove_conflicts(self.spec.name, link.source_id)
@@ -278,6 +326,15 @@ class Executor(UsesContext):
                                              conflict.base, conflict.source_value, conflict.target_value, now()))
         if action.queued:
             self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+
+    def _drop_retired_of_new_pairs(self) -> None:
+        # A retired entry must never relink onto a record now linked to another one.
+        if self._new_pairs and self._retired_exist is None:
+            self._retired_exist = self.store.count_retired(self.spec.name) > 0
+        if self._new_pairs and self._retired_exist:
+            self.store.drop_retired(self.spec.name, source_ids=[link.source_id for link in self._new_pairs],
+                                    target_ids=[link.target_id for link in self._new_pairs])
+        self._new_pairs.clear()
 
     def _project_source(self, record: dict[str, Any] | None, fallback: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -303,6 +360,14 @@ class Executor(UsesContext):
         stamp = now()
         self.store.add_dead_letter(DeadLetter(self.spec.name, side, record_id, reason, status,
                                               first_failed_at=stamp, last_failed_at=stamp))
+
+
+class _Pool(ThreadPoolExecutor):
+    """A thread pool that, left by an exception (a lost lock, a failed store), drops the requests not
+    yet started instead of sending them; those in flight finish."""
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 
 def _ledger_key(action: Action) -> tuple[str, str]:

@@ -43,6 +43,8 @@ def relink(store: StateStore, dataflow: str, source_id: str, target_id: str) -> 
         store.remove_conflicts(dataflow, source_id)
         link = Link(dataflow, source_id, target_id, updated_at=datetime.now(UTC).isoformat())
         store.put_link(link)
+        # A retired entry naming either record would otherwise relink it elsewhere when it comes back.
+        store.drop_retired(dataflow, source_ids=[source_id], target_ids=[target_id])
         _requeue(store, dataflow, source_id, "relinked by hand: merged on the next run")
     return link
 

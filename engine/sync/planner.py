@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from itertools import chain, islice
 from typing import Any
 
@@ -18,12 +19,14 @@ from mapsync.errors import ConnectorError, MappingError
 from mapsync.mapping.mapper import UnresolvedReference
 from mapsync.mapping.paths import get_path, split
 from mapsync.mapping.types import to_datetime
-from mapsync.state.base import Link
+from mapsync.state.base import GuardBaseline, Link, RetiredLink
 from mapsync.sync.actions import Action
 from mapsync.sync.context import DataflowContext, UsesContext
 from mapsync.sync.merge import MergeResult, merge
 
 CHUNK = 500
+# How long a retired link from before the guard's baseline is kept for a record that may come back.
+RETIRED_RETENTION = timedelta(days=30)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -60,13 +63,33 @@ class Scan:
     target_changed: dict[str, TargetSeen] = field(default_factory=dict)
     unlinked_targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     deletes: list[Action] = field(default_factory=list)
+    full_source: bool = False  # the source was listed from the start, so disappearances were seen
+    retired_dead: list[str] = field(default_factory=list)  # source ids of retired links with a partner gone
+
+
+@dataclass
+class GuardState:
+    """What the delete guard measures against, read once when the dataflow's plan starts."""
+
+    baseline: GuardBaseline | None
+    links: int  # the links at the last confirmed point (or now, before any baseline)
+    earlier: int  # links removed since that point
+    share: float
+    share_name: str  # where the share comes from, for the message
+    started_at: str
+
+    @property
+    def allowed(self) -> int:
+        return max(1, math.floor(self.share * self.links))
 
 
 class DataflowPlanner(UsesContext):
-    def __init__(self, ctx: DataflowContext, *, full: bool = False, plan_only: bool = False) -> None:
+    def __init__(self, ctx: DataflowContext, *, full: bool = False, plan_only: bool = False,
+                 max_delete_share: float | None = None) -> None:
         self.ctx = ctx
         self.full = full
         self.plan_only = plan_only
+        self.max_delete_share = max_delete_share  # the operator's share for this run, over the mapping's
         self.scan = Scan()
         self._match_index: dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]] | None = None
         self._claimed: dict[str, str] = {}  # target id -> the source id that matched it in this run
@@ -74,6 +97,13 @@ class DataflowPlanner(UsesContext):
         self._pending: dict[tuple[str, str], str] = {}  # (side, record id) -> idempotency key
         self._queued_targets: set[str] = set()
         self._target_gone: set[str] = set()  # source ids whose linked target record was deleted
+        self._source_disappeared: set[str] = set()  # target ids whose source is gone: the delete policy decides
+        self._guard: GuardState | None = None
+        # Retired links (see _relink_source): looked up a chunk at a time, only when the dataflow has any.
+        self._has_retired = False
+        self._retired: dict[str, RetiredLink | None] = {}  # source id -> its entry (None: looked up, none)
+        self._retired_targets: dict[str, tuple[RetiredLink, dict[str, Any]]] = {}  # listed, unlinked, named
+        self._retired_resolved: set[str] = set()  # source ids of entries relinked or found dead in this run
 
     # -- the whole plan ---------------------------------------------------------------------------------
 
@@ -87,6 +117,8 @@ class DataflowPlanner(UsesContext):
         # Target records whose create in the source failed or was cut short: read again by id.
         self._queued_targets = {d.record_id for d in letters if d.side == "source"}
         self._queued_targets |= {record_id for side, record_id in self._pending if side == "source"}
+        self._guard = self._read_guard()  # before any write of this run: plan and apply measure alike
+        self._has_retired = self.store.count_retired(self.name) > 0
         self._scan_target()
         handled: set[str] = set()
         for action in chain(self._scan_source(handled), self._retries(handled), self._target_only_changes(),
@@ -99,6 +131,8 @@ class DataflowPlanner(UsesContext):
                 other_id = action.source_id if action.side == "target" else action.target_id
                 action.idempotency_key = self._pending.get((action.side, other_id or ""))
             yield action
+        if self.scan.full_source and not self.scan.deletes and not self.plan_only:
+            self._find_retired_with_partner_gone()
         self.scan.complete = True
 
     # -- target side ------------------------------------------------------------------------------------
@@ -114,6 +148,8 @@ class DataflowPlanner(UsesContext):
             for change in chunk:
                 cursor = max(cursor or change.modified, change.modified)
                 self._see_target(change, links.get(change.id))
+            self._note_retired_targets([c for c in chunk if c.id not in links and c.record is not None
+                                        and not c.deleted and self.mapper.owns_target(c.record)])
         self.scan.target_cursor = cursor
 
     def _see_target(self, change: Change, link: Link | None) -> None:
@@ -140,6 +176,7 @@ class DataflowPlanner(UsesContext):
         for chunk in chunked(self.source.list_changes(self.spec.source.entity, since), CHUNK):
             links = {link.source_id: link for link in self.store.get_links(self.name, source_ids=[c.id for c in chunk])}
             self._prefetch_references(chunk)
+            self._prefetch_retired([c.id for c in chunk if c.id not in links and not c.deleted])
             for change in chunk:
                 cursor = max(cursor or change.modified, change.modified)
                 if change.id in handled:
@@ -148,10 +185,11 @@ class DataflowPlanner(UsesContext):
                 if change.deleted or change.record is None:
                     link = links.get(change.id)
                     if link is not None:
-                        self.scan.deletes.extend(self._deletion(link, gone="source"))
+                        self._source_gone(link)
                     continue
                 yield from self._plan_source_record(change.record, change.modified, links.get(change.id))
         self.scan.source_cursor = cursor
+        self.scan.full_source = full_scan
         if full_scan:
             self._notice_disappeared_sources(handled)
 
@@ -165,7 +203,13 @@ class DataflowPlanner(UsesContext):
     def _notice_disappeared_sources(self, seen: set[str]) -> None:
         for link in self.store.iter_links(self.name):
             if link.source_id not in seen:
-                self.scan.deletes.extend(self._deletion(link, gone="source"))
+                self._source_gone(link)
+
+    def _source_gone(self, link: Link) -> None:
+        deletion = self._deletion(link, gone="source")
+        if deletion:
+            self.scan.deletes.extend(deletion)
+            self._source_disappeared.add(link.target_id)
 
     def _retries(self, handled: set[str]) -> Iterator[Action]:
         """Records that failed or waited last time, and creates a crash may have cut short: read by id."""
@@ -259,6 +303,12 @@ class DataflowPlanner(UsesContext):
     def _plan_unlinked(self, source_id: str, record: dict[str, Any], modified: str,
                        values: dict[str, Any]) -> Iterator[Action]:
         label = self._label(record)
+        entry = self._retired_source(source_id)
+        if entry is not None and source_id not in self._retired_resolved:
+            came_back = self._relink_source(entry, record, modified, values)
+            if came_back is not None:
+                yield came_back
+                return
         if ("target", source_id) not in self._pending and self.spec.match:
             candidates, keys = self._match(values)
             problem = self._ambiguity(candidates, keys)
@@ -335,6 +385,10 @@ class DataflowPlanner(UsesContext):
         for target_id, record in list(self.scan.unlinked_targets.items()):
             if target_id in self._claimed:
                 continue
+            came_back = self._relink_target(target_id, record)
+            if came_back is not None:
+                yield came_back
+                continue
             yield Action("create", self.name, None, target_id, side="source",
                          label=str(get_path(record, split(self.spec.rows[0].target)) or ""),
                          target_record=record, target_values=self.mapper.project_target(record))
@@ -359,8 +413,8 @@ class DataflowPlanner(UsesContext):
             for target_id in chunk:
                 seen = remaining.pop(target_id)
                 link = links.get(target_id)
-                if link is None:
-                    continue
+                if link is None or target_id in self._source_disappeared:
+                    continue  # no partner (any more): nothing to write it to
                 if link.state == "conflict":
                     # Likewise the other way: the source's side of a manual conflict is not in the link.
                     try:
@@ -407,18 +461,187 @@ class DataflowPlanner(UsesContext):
         deletes = self.scan.deletes
         if not deletes:
             return
-        total = self.store.count_links(self.name)
-        allowed = max(1, math.floor(self.spec.delete_max_share * total))
-        if len(deletes) > allowed:
+        guard = self._guard
+        assert guard is not None, "actions() reads the guard first"
+        removed = guard.earlier + len(deletes)
+        if removed > guard.allowed:
             self.scan.guard_tripped = True
-            share = len(deletes) / total if total else 1.0
-            yield Action("guard", self.name, reason=(
-                f"refusing to delete or unlink {len(deletes)} of {total} links ({share:.0%}; "
-                f"deletes.max_share allows {self.spec.delete_max_share:.0%}, at most {allowed}): a broken or "
-                f"empty answer must never wipe a system. If the deletions are real, raise deletes.max_share "
-                f"in {self.spec.file} for one run."))
+            yield Action("guard", self.name, reason=self._guard_message(guard, len(deletes)))
             return
         yield from deletes
+
+    def _guard_message(self, guard: GuardState, now: int) -> str:
+        total, removed = guard.links, guard.earlier + now
+        share = removed / total if total else 1.0
+        needed = min(1.0, math.ceil(share * 100) / 100)
+        while math.floor(needed * total) < removed and needed < 1.0:  # float rounding: never suggest too little
+            needed = min(1.0, needed + 0.01)
+        earlier = (f", {removed} with the {guard.earlier} removed since the last confirmed full scan"
+                   if guard.earlier else "")
+        return (f"refusing to delete or unlink {now} of {total} links{earlier} ({share:.0%}; {guard.share_name} "
+                f"allows {guard.share:.0%}, at most {guard.allowed}): a broken or empty answer must never wipe a "
+                f"system. If the deletions are real, run `mapsync apply --full --max-delete-share {needed:.2f}` "
+                f"once, or raise deletes.max_share in {self.spec.file}.")
+
+    def _read_guard(self) -> GuardState:
+        baseline = self.store.get_guard_baseline(self.name)
+        if self.max_delete_share is not None:
+            share, share_name = self.max_delete_share, "--max-delete-share"
+        else:
+            share, share_name = self.spec.delete_max_share, "deletes.max_share"
+        started_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        if baseline is None:
+            return GuardState(None, self.store.count_links(self.name), 0, share, share_name, started_at)
+        earlier = self.store.count_retired(self.name, since=baseline.confirmed_at)
+        return GuardState(baseline, baseline.links, earlier, share, share_name, started_at)
+
+    def _confirms_baseline(self) -> bool:
+        """A complete full scan that found nothing gone, or a run the operator allowed a share for."""
+        return self.max_delete_share is not None or (self.scan.full_source and not self.scan.deletes)
+
+    def settle(self) -> None:
+        """After a complete apply: forget retired links found dead, and move the guard's baseline."""
+        guard = self._guard
+        assert guard is not None and self.scan.complete, "settle() follows a complete actions()"
+        with self.store.transaction():
+            if self.scan.retired_dead:
+                self.store.drop_retired(self.name, source_ids=self.scan.retired_dead)
+            if self.scan.guard_tripped:
+                return
+            if self._confirms_baseline():
+                self.store.set_guard_baseline(GuardBaseline(self.name, self.store.count_links(self.name)))
+                counted_from = guard.started_at
+            elif guard.baseline is None:
+                # The first run with deletions: measure from the links it started with.
+                self.store.set_guard_baseline(GuardBaseline(self.name, guard.links, guard.started_at))
+                counted_from = guard.started_at
+            else:
+                counted_from = guard.baseline.confirmed_at
+            # Only entries the guard no longer counts expire, so the guard's count never falls by age.
+            expired = (datetime.now(UTC) - RETIRED_RETENTION).isoformat(timespec="microseconds")
+            self.store.drop_retired_before(self.name, min(counted_from, expired))
+
+    # -- records that come back -------------------------------------------------------------------------
+
+    def _prefetch_retired(self, source_ids: list[str]) -> None:
+        wanted = [i for i in source_ids if i not in self._retired]
+        if not self._has_retired or not wanted:
+            return
+        self._retired.update(dict.fromkeys(wanted))
+        for entry in self.store.retired_by_source(self.name, wanted):
+            self._retired[entry.source_id] = entry
+
+    def _retired_source(self, source_id: str) -> RetiredLink | None:
+        self._prefetch_retired([source_id])
+        return self._retired.get(source_id)
+
+    def _note_retired_targets(self, unlinked: list[Change]) -> None:
+        if not self._has_retired or not unlinked:
+            return
+        records = {c.id: c.record for c in unlinked if c.record is not None}
+        for entry in self.store.retired_by_target(self.name, list(records)):
+            self._retired_targets[entry.target_id] = (entry, records[entry.target_id])
+
+    def _gone(self, entry: RetiredLink) -> None:
+        self.scan.retired_dead.append(entry.source_id)
+
+    def _relink_source(self, entry: RetiredLink, record: dict[str, Any], modified: str,
+                       values: dict[str, Any]) -> Action | None:
+        """A source record seen again with no link, whose link was retired: its old target record back, if
+        that still exists and is linked to nothing else (None: it is gone, match or create as usual)."""
+        self._retired_resolved.add(entry.source_id)
+        target_id, entity = entry.target_id, self.spec.target.entity
+        listed = self._retired_targets.get(target_id)
+        partner: dict[str, Any] | None
+        if target_id in self._claimed or self.store.link_by_target(self.name, target_id) is not None:
+            partner = None
+        elif listed is not None and listed[0].source_id == entry.source_id:
+            partner = listed[1]
+        else:
+            try:
+                partner = self.target.read(entity, target_id)
+            except ConnectorError as exc:
+                # Creating instead could make a duplicate: try again next run.
+                return self._fail(entry.source_id, target_id, f"could not read its former partner {entity} "
+                                  f"{target_id}: {exc}", exc.status, label=self._label(record))
+            if partner is not None and not self.mapper.owns_target(partner):
+                partner = None
+        if partner is None:
+            self._gone(entry)
+            return None
+        return self._relink(entry, record, modified, values, partner)
+
+    def _relink_target(self, target_id: str, record: dict[str, Any]) -> Action | None:
+        """The same for an unlinked target record of a dataflow that creates back."""
+        listed = self._retired_targets.get(target_id)
+        if listed is None or listed[0].source_id in self._retired_resolved:
+            return None
+        entry, entity = listed[0], self.spec.source.entity
+        self._retired_resolved.add(entry.source_id)
+        if self.store.link_by_source(self.name, entry.source_id) is not None:
+            self._gone(entry)
+            return None
+        try:
+            source = self.source.read(entity, entry.source_id)
+        except ConnectorError as exc:
+            return self._fail(entry.source_id, target_id, f"could not read it to relink {self.spec.target.entity} "
+                              f"{target_id}: {exc}", exc.status)
+        if source is None:
+            self._gone(entry)
+            return None
+        return self._relink_read_source(entry, source, record)
+
+    def _relink_read_source(self, entry: RetiredLink, source: dict[str, Any], target_record: dict[str, Any]
+                            ) -> Action:
+        target_id = entry.target_id
+        try:
+            values = self.mapper.project_source(source, self.links)
+        except UnresolvedReference as exc:
+            return Action("defer", self.name, entry.source_id, target_id, label=self._label(source),
+                          reason=f"waits for {exc.dataflow} {exc.record_id} to be linked ({exc.prop})")
+        except MappingError as exc:
+            return self._fail(entry.source_id, target_id, f"cannot map it: {exc}", None, label=self._label(source))
+        return self._relink(entry, source, modified_of(self.spec.source_schema, source) or "", values,
+                            target_record)
+
+    def _relink(self, entry: RetiredLink, source_record: dict[str, Any], source_modified: str,
+                source_values: dict[str, Any], target_record: dict[str, Any]) -> Action:
+        """Restore the retired link, then merge three-way as for any linked pair: edits made meanwhile flow."""
+        link = entry.as_link()
+        self._claimed[link.target_id] = link.source_id
+        self.scan.unlinked_targets.pop(link.target_id, None)
+        try:
+            target_values = self.mapper.project_target(target_record)
+        except MappingError as exc:
+            return self._fail(link.source_id, link.target_id, f"cannot read the target: {exc}", None)
+        target_modified = modified_of(self.spec.target_schema, target_record) or ""
+        result = merge(self.spec.rows, base_source=link.source_values, base_target=link.target_values,
+                       source=source_values, target=target_values, policy=self.spec.conflicts,
+                       newer="source" if source_modified >= target_modified else "target")
+        action = self._pair_action(link, result, source_record=source_record, source_values=source_values,
+                                   target_record=target_record, target_values=target_values,
+                                   source_modified=source_modified)
+        action.kind = "relink"
+        if self.plan_only:
+            self.links.planned[(self.name, link.source_id)] = link.target_id
+        return action
+
+    def _find_retired_with_partner_gone(self) -> None:
+        """On a full scan that confirms the baseline: retired links whose kept partner no longer exists."""
+        for entry in list(self.store.iter_retired(self.name)):
+            if entry.source_id in self._retired_resolved:
+                continue
+            try:
+                if entry.gone == "source":
+                    if entry.target_id in self._retired_targets:
+                        continue  # listed in this scan
+                    partner = self.target.read(self.spec.target.entity, entry.target_id)
+                else:
+                    partner = self.source.read(self.spec.source.entity, entry.source_id)
+            except ConnectorError:
+                continue  # unknown: kept for another scan
+            if partner is None:
+                self._gone(entry)
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mapsync.connectors import create_connector
+from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors.base import Connector
-from mapsync.errors import LockHeldError, MapsyncError, PlanError
+from mapsync.connectors.http import RunDeadline
+from mapsync.errors import LockHeldError, LockLostError, MapsyncError, PlanError
 from mapsync.mapping.mapper import Mapper
 from mapsync.spec.model import DataflowSpec, Workspace
 from mapsync.state import open_store
-from mapsync.state.base import StateStore
+from mapsync.state.base import RunLock, StateStore
 from mapsync.sync.actions import Action
 from mapsync.sync.context import DataflowContext
 from mapsync.sync.executor import Executor, Outcome
@@ -34,7 +36,7 @@ def count(counts: Counts, action: Action) -> None:
         counts.created += 1
     elif kind == "update":
         counts.updated += 1
-    elif kind == "link":
+    elif kind in {"link", "relink"}:
         counts.linked += 1
     elif kind == "delete":
         counts.deleted += 1
@@ -59,17 +61,20 @@ class SyncRun:
     """Opens what a run needs; use as a context manager."""
 
     def __init__(self, workspace: Workspace, *, dataflows: list[str] | None = None, full: bool = False,
-                 store: StateStore | None = None, connectors: dict[str, Connector] | None = None) -> None:
+                 store: StateStore | None = None, connectors: dict[str, Connector] | None = None,
+                 max_delete_share: float | None = None) -> None:
         unknown = sorted(set(dataflows or []) - set(workspace.dataflows))
         if unknown:
             raise PlanError(f"unknown dataflow {', '.join(unknown)} (known: {', '.join(workspace.dataflows)})")
         self.workspace = workspace
         self.specs = workspace.ordered(dataflows)
         self.full = full
+        self.max_delete_share = max_delete_share  # overrides every dataflow's deletes.max_share
         self._stack = ExitStack()
         self._store = store
         self.connectors: dict[str, Connector] = dict(connectors or {})
         self.mappers = {spec.name: Mapper(spec) for spec in self.specs}
+        self.deadline: RunDeadline | None = None  # apply's --max-duration
 
     def __enter__(self) -> SyncRun:
         if self._store is None:
@@ -96,7 +101,8 @@ class SyncRun:
                                self.connectors[spec.target.connection], self.store, links)
 
     def _planner(self, spec: DataflowSpec, links: StoreLinks, *, plan_only: bool) -> DataflowPlanner:
-        return DataflowPlanner(self._context(spec, links), full=self.full, plan_only=plan_only)
+        return DataflowPlanner(self._context(spec, links), full=self.full, plan_only=plan_only,
+                               max_delete_share=self.max_delete_share)
 
     # -- plan -----------------------------------------------------------------------------------------
 
@@ -120,31 +126,46 @@ class SyncRun:
 
     # -- apply ----------------------------------------------------------------------------------------
 
-    def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None) -> Report:
+    def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None,
+              max_duration: float | None = None) -> Report:
         report = Report()
+        self._set_deadline(None if max_duration is None else RunDeadline(max_duration))
         try:
-            with self._dataflow_locks(lock_wait):
+            with self._dataflow_locks(lock_wait) as locks:
                 links = StoreLinks(self.store)
                 for spec in self.specs:
-                    self._apply_dataflow(spec, links, report, progress)
+                    if self.deadline is not None and self.deadline.expired():
+                        _not_run(report, spec, self.deadline)
+                        continue
+                    self._apply_dataflow(spec, links, report, progress, locks[spec.name])
         except LockHeldError as exc:
             # Reported like any failure, so the JSON report a scheduler watches says why nothing ran.
             report.errors.append(f"{exc} (use --wait SECONDS to wait for it)")
+        except LockLostError as exc:
+            # Another run may be writing now: this one stops at once, no later dataflow either.
+            report.errors.append(str(exc))
         report.requests = {name: c.request_counts() for name, c in self.connectors.items()}
         report.finished_at = datetime.now(UTC)
         return report
 
+    def _set_deadline(self, deadline: RunDeadline | None) -> None:
+        """The run's deadline, also passed down to every request as a cap on its own deadline."""
+        self.deadline = deadline
+        for connector in self.connectors.values():
+            if isinstance(connector, HttpBackedConnector):
+                connector.set_run_deadline(deadline)
+
     @contextmanager
-    def _dataflow_locks(self, wait: float) -> Iterator[None]:
+    def _dataflow_locks(self, wait: float) -> Iterator[dict[str, RunLock]]:
         """One lock per dataflow, all taken before anything is read, in name order (so two runs can never
-        wait on each other). Runs of disjoint dataflows go side by side; runs sharing one never overlap."""
+        wait on each other). Runs of disjoint dataflows go side by side; runs sharing one never overlap.
+        Each dataflow's writes are fenced by its lock (see RunLock)."""
         with ExitStack() as held:
-            for name in sorted(spec.name for spec in self.specs):
-                held.enter_context(self.store.lock(f"apply:{name}", wait=wait))
-            yield
+            yield {name: held.enter_context(self.store.lock(f"apply:{name}", wait=wait))
+                   for name in sorted(spec.name for spec in self.specs)}
 
     def _apply_dataflow(self, spec: DataflowSpec, links: StoreLinks, report: Report,
-                        progress: ProgressHook | None) -> None:
+                        progress: ProgressHook | None, lock: RunLock) -> None:
         result = report.dataflow(spec.name)
         planner = self._planner(spec, links, plan_only=False)
 
@@ -158,15 +179,23 @@ class SyncRun:
 
         workers = max(int(self.workspace.connections[side.connection].get("concurrency", 8))
                       for side in (spec.source, spec.target))
-        executor = Executor(planner.ctx, workers=workers, on_outcome=on_outcome)
+        executor = Executor(planner.ctx, workers=workers, on_outcome=on_outcome, fence=lock.check,
+                            deadline=self.deadline)
         try:
             executor.run(planner.actions())
+        except LockLostError:
+            result.aborted = True
+            raise
         except MapsyncError as exc:
             result.aborted = True
             result.errors.append(f"{spec.name}: stopped: {exc}")
             return
-        if planner.scan.complete and not planner.scan.guard_tripped:
-            self._save_cursors(spec, planner)
+        if planner.scan.complete:
+            with self.store.transaction():  # the dataflow's last writes, fenced like every other
+                lock.check()
+                planner.settle()  # retired links and the delete guard's baseline
+                if not planner.scan.guard_tripped:
+                    self._save_cursors(spec, planner)
 
     def _save_cursors(self, spec: DataflowSpec, planner: DataflowPlanner) -> None:
         with self.store.transaction():
@@ -174,6 +203,12 @@ class SyncRun:
                 self.store.set_cursor(spec.name, "source", planner.scan.source_cursor)
             if planner.scan.target_cursor:
                 self.store.set_cursor(spec.name, "target", planner.scan.target_cursor)
+
+
+def _not_run(report: Report, spec: DataflowSpec, deadline: RunDeadline) -> None:
+    result = report.dataflow(spec.name)
+    result.aborted = True  # failed: nothing of it was read, so nothing of it is trusted or saved
+    result.errors.append(f"{spec.name}: not run: {deadline.error()}")
 
 
 def _error_line(spec: DataflowSpec, action: Action) -> str:

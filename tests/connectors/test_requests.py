@@ -125,16 +125,34 @@ def test_tidsbanken_create_drops_nulls_and_server_fields(connect) -> None:
     assert stored["Id"] == "key-1"
 
 
-def test_tidsbanken_create_conflict_reads_back(connect) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            return httpx.Response(409, json={"error": "exists"})
-        return odata({"Id": "A1", "Navn": "stored", "SistEndretDato": "2024-05-01T10:00:00Z"})
+def conflict_then(stored: dict[str, Any]) -> Recorder:
+    """409 to every POST; the stored record to every read."""
+    return Recorder(lambda request: httpx.Response(409, json={"error": "exists"}) if request.method == "POST"
+                    else odata(stored))
 
-    recorder = Recorder(answer)
+
+def test_tidsbanken_create_conflict_holding_what_was_sent_is_our_earlier_create(connect) -> None:
+    stored = {"Id": "A1", "Navn": "new", "Adresse": "", "Synlig": True, "SistEndretDato": "2024-05-01T10:00:00Z"}
+    recorder = conflict_then(stored)
     tb = connect(TB, recorder)
-    assert tb.create("Avdeling", {"Id": "A1", "Navn": "new"}, idempotency_key="k")["Navn"] == "stored"
+    assert tb.create("Avdeling", {"Id": "A1", "Navn": "new", "Adresse": None}, idempotency_key="k") == stored
     assert [r.url.path for r in recorder.requests] == ["/ansatt/Avdeling", "/ansatt/avdeling"]
+
+
+def test_tidsbanken_create_conflict_with_other_values_is_a_real_conflict(connect) -> None:
+    recorder = conflict_then({"Id": "A1", "Navn": "someone else's", "SistEndretDato": "2024-05-01T10:00:00Z"})
+    tb = connect(TB, recorder)
+    with pytest.raises(ConflictError, match="409: the record exists already"):
+        tb.create("Avdeling", {"Id": "A1", "Navn": "new"}, idempotency_key="k")
+    assert [r.method for r in recorder.requests] == ["POST", "GET"]
+
+
+def test_tidsbanken_create_conflict_compares_dates_by_instant(connect) -> None:
+    stored = {"Id": "P1", "Navn": "p", "StartDato": "2024-03-01T00:00:00.000+01:00",
+              "SistEndretDato": "2024-05-01T12:00:00+02:00"}
+    tb = connect(TB, conflict_then(stored))
+    sent = {"Id": "P1", "Navn": "p", "StartDato": "2024-03-01T00:00:00+01:00"}
+    assert tb.create("Prosjekt", sent, idempotency_key="k") == stored
 
 
 def test_tidsbanken_create_conflict_without_record_raises(connect) -> None:

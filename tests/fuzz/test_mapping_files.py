@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mapsync.errors import SpecErrors
+from mapsync.examples import run_examples
 from mapsync.spec.loader import load_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,14 +61,19 @@ def _children(node: Any) -> list[Any]:
     return list(range(len(node))) if isinstance(node, list) else []
 
 
-def _check(workspace: Path) -> None:
+def _check(workspace: Path, *, run_the_examples: bool = False) -> None:
     try:
-        load_workspace(workspace / "mapsync.yaml", env={})
+        loaded = load_workspace(workspace / "mapsync.yaml", env={})
     except SpecErrors as exc:
         assert exc.errors, "SpecErrors without any error"
         for error in exc.errors:
             assert error.location is not None and error.location.file, str(error)
             assert "\n" not in error.message, "an error message is one line"
+        return
+    if run_the_examples:
+        # a mapping validate accepted: its examples pass or fail, they never raise
+        for result in run_examples(loaded):
+            assert result.passed or result.diff() is not None
 
 
 def _workspace(tmp_path: Path) -> Path:
@@ -111,4 +117,46 @@ def test_arbitrary_connection_blocks_yield_spec_errors_only(tmp_path: Path, bloc
     config = yaml.safe_load((folder / "mapsync.yaml").read_text(encoding="utf-8"))
     config["connections"]["tidsbanken"] = block
     (folder / "mapsync.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    _check(folder)
+
+
+# JMESPath pieces that reach jmespath's odd corners: deep nesting, bare TypeErrors on comparisons, zero slice
+# steps, unknown functions, wrong argument counts, long numbers.
+_JMESPATH_PIECES = ["Navn", "Poststed", "Id", ".", "[", "]", "(", ")", "{", "}", "|", "||", "&&", "!", "*", ",",
+                    ":", "::0", "[?", ">", "<", "==", "`1`", "`\"x\"`", "`[]`", "'a'", "@", "&", "length(",
+                    "join(' ', ", "to_number(", "ceil(", "nope(", "sort(", "9" * 5000, "(" * 200, "!" * 200]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(source=st.lists(st.sampled_from(_JMESPATH_PIECES), min_size=1, max_size=8).map("".join),
+       reverse=st.lists(st.sampled_from(_JMESPATH_PIECES), min_size=1, max_size=8).map("".join))
+def test_arbitrary_expressions_yield_spec_errors_or_failed_examples(tmp_path: Path, source: str,
+                                                                    reverse: str) -> None:
+    folder = _workspace(tmp_path)
+    document = yaml.safe_load(yaml.safe_dump(REFERENCE))
+    document["properties"][0] = {"source": source, "target": "name", "type": "string", "reverse": {"Navn": reverse}}
+    (folder / "mappings" / "kunde-customer.yaml").write_text(yaml.safe_dump(document, allow_unicode=True),
+                                                            encoding="utf-8")
+    _check(folder, run_the_examples=True)
+
+
+# Lines of YAML that reach the loader's bounds: anchors, aliases (recursive, undefined, many), merge keys,
+# deep nesting, impossible dates, overlong integers, keys that are not text. Whole lines, so that most
+# drawn documents are valid YAML and get past the parser.
+_YAML_LINES = ["a: &x [1, 2]", "b: &y {k: v}", "c: [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]", "d: *x",
+               "e: {<<: *y, k: w}", "f: &z [*x, *x, *x]", "g: [*z, *z, *z, *z, *z, *z, *z, *z, *z, *z]",
+               "h: &r [*r]", "i: *undefined", "j: " + "[" * 400 + "]" * 400, "k: 2024-02-30", "l: " + "9" * 5000,
+               "1: one", "null: none", "m: !!binary aGVsbG8=", "n: [" + ", ".join(["*x"] * 60) + "]"]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.sampled_from(_YAML_LINES), min_size=1, max_size=6, unique=True))
+def test_arbitrary_yaml_structure_yields_spec_errors_only(tmp_path: Path, lines: list[str]) -> None:
+    folder = _workspace(tmp_path)
+    text = "\n".join(lines) + "\n"
+    (folder / "mappings" / "kunde-customer.yaml").write_text(text, encoding="utf-8")
+    (folder / "mapsync.yaml").write_text((folder / "mapsync.yaml").read_text(encoding="utf-8") + text,
+                                         encoding="utf-8")
     _check(folder)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from mapsync.cli import sandbox_cmd
+from mapsync.cli._app import cli
 from mapsync.sandbox import Fault, Faults, Sandbox, SeedSize
 from mapsync.sandbox.faults import draw_fault
 
@@ -91,10 +96,11 @@ def test_injected_faults_are_counted_by_kind(make_sandbox: Callable[..., Sandbox
 
 
 def test_draw_follows_the_rates() -> None:
-    faults = Faults(rate_429=0.2, rate_503=0.2, rate_drop=0.2, rate_drop_after_write=0.2, rate_slow=0.2, seed=1)
+    faults = Faults(rate_429=0.1, rate_503=0.1, rate_drop=0.1, rate_drop_after_write=0.1, rate_slow=0.1,
+                    rate_trickle=0.1, rate_gzip_bomb=0.1, rate_deep_json=0.1, rate_redirect=0.1, seed=1)
     rng = faults.new_rng()
-    drawn = {draw_fault(faults, rng) for _ in range(200)}
-    assert drawn == set(Fault) - {Fault.NONE}
+    drawn = {draw_fault(faults, rng) for _ in range(400)}
+    assert drawn == set(Fault)  # NONE included: the rates add up to 0.9
     assert draw_fault(Faults(), rng) is Fault.NONE
     with pytest.raises(ValueError):
         Faults(rate_429=1.5)
@@ -159,3 +165,86 @@ def test_env_and_lifecycle() -> None:
         assert client.get("/api/v1/customers").status_code == 200
     assert not sandbox.tidsbanken.running
     client.close()
+
+
+# -- hostile answers ---------------------------------------------------------------------------------------
+
+
+def test_trickle_sends_the_body_a_byte_at_a_time(empty_sandbox: Sandbox, client_for: ClientFor) -> None:
+    client = client_for(empty_sandbox, "custompms")
+    whole = client.get("/api/v1/customers").content
+    empty_sandbox.set_faults(Faults(rate_trickle=1.0, trickle_seconds=0.01))
+    with client.stream("GET", "/api/v1/customers") as response:
+        assert response.status_code == 200
+        pieces = list(response.iter_raw())
+    assert b"".join(pieces) == whole
+    assert len(pieces) > 1
+    assert empty_sandbox.custompms.faults_injected == {"trickle": 1}
+
+
+def test_gzip_bomb_is_small_on_the_wire_and_huge_inflated(empty_sandbox: Sandbox, client_for: ClientFor) -> None:
+    size = 20 * 1024 * 1024
+    empty_sandbox.set_faults(Faults(rate_gzip_bomb=1.0, gzip_bomb_bytes=size))
+    with client_for(empty_sandbox, "tidsbanken").stream("GET", "/prosjekt/Kunde") as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        wire = b"".join(response.iter_raw())
+    assert len(wire) < size // 500
+    inflated = zlib.decompress(wire, zlib.MAX_WBITS | 16)
+    assert len(inflated) == size
+    assert json.loads(inflated) == {}
+
+
+def test_deep_json_cannot_be_parsed_recursively(empty_sandbox: Sandbox, client_for: ClientFor) -> None:
+    empty_sandbox.set_faults(Faults(rate_deep_json=1.0, deep_json_depth=50_000))
+    response = client_for(empty_sandbox, "tidsbanken").get("/prosjekt/Kunde")
+    assert response.status_code == 200
+    assert response.content == b"[" * 50_000 + b"]" * 50_000
+    with pytest.raises(RecursionError):
+        response.json()
+
+
+def test_redirect_points_elsewhere_and_handles_nothing(empty_sandbox: Sandbox, client_for: ClientFor) -> None:
+    empty_sandbox.set_faults(Faults(rate_redirect=1.0, redirect_to="http://other.invalid/x?session=s"))
+    response = client_for(empty_sandbox, "tidsbanken").post("/prosjekt/Kunde", json={"Id": "K1", "Navn": "A"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "http://other.invalid/x?session=s"
+    assert empty_sandbox.tidsbanken.records("Kunde") == []
+
+
+def test_paths_narrow_where_faults_happen(empty_sandbox: Sandbox, client_for: ClientFor) -> None:
+    empty_sandbox.set_faults(Faults(rate_503=1.0, paths=("/ansatt/avdeling",)))
+    client = client_for(empty_sandbox, "tidsbanken")
+    assert client.get("/ansatt/avdeling").status_code == 503
+    assert client.get("/ansatt/avdeling('A1')").status_code == 503
+    assert client.get("/prosjekt/Kunde").status_code == 200
+    assert empty_sandbox.tidsbanken.faults_injected == {"503": 2}
+
+
+def test_sandbox_command_exposes_the_hostile_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Faults] = []
+
+    def describe(sandbox: Sandbox) -> str:
+        seen.append(sandbox.tidsbanken.faults)
+        return ""
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sandbox_cmd, "describe", describe)
+    monkeypatch.setattr(sandbox_cmd, "wait_for_interrupt", interrupt)
+    result = CliRunner().invoke(cli, [
+        "sandbox", "--tidsbanken-port", "0", "--custompms-port", "0", "--empty",
+        "--rate-trickle", "0.1", "--trickle-seconds", "0.5", "--rate-gzip-bomb", "0.2", "--gzip-bomb-bytes", "1000",
+        "--rate-deep-json", "0.3", "--rate-redirect", "0.4", "--redirect-to", "http://x.invalid/",
+        "--fault-path", "/ansatt", "--fault-path", "/api/v1/projects",
+    ])
+    assert result.exit_code == 0, result.output
+    faults = seen[0]
+    assert (faults.rate_trickle, faults.trickle_seconds, faults.rate_gzip_bomb, faults.gzip_bomb_bytes) == \
+        (0.1, 0.5, 0.2, 1000)
+    assert (faults.rate_deep_json, faults.rate_redirect, faults.redirect_to) == (0.3, 0.4, "http://x.invalid/")
+    assert faults.paths == ("/ansatt", "/api/v1/projects")
+    refused = CliRunner().invoke(cli, ["sandbox", "--tidsbanken-port", "0", "--custompms-port", "0",
+                                       "--rate-deep-json", "0.6", "--rate-redirect", "0.6"])
+    assert refused.exit_code == 2
+    assert "add up to more than 1" in refused.output

@@ -1,0 +1,95 @@
+"""Checking one JMESPath expression of a mapping: it parses, and it is shallow enough to evaluate.
+
+jmespath parses and evaluates recursively, and mapsync walks the parsed tree recursively too, so an
+expression nested thousands of levels deep (`((((a))))`, `a.b.c...`, `!!!!a`) would end in a
+RecursionError somewhere; it is refused here, once, with the row's file and line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jmespath
+import jmespath.functions
+from jmespath.exceptions import JMESPathError
+
+MAX_EXPRESSION_DEPTH = 50  # levels of the parsed tree; `join(' ', [a, b])` has 3, a field path one per field
+_SHOWN = 60  # characters of an expression quoted in a message
+
+
+def expression_problem(expression: str) -> str | None:
+    """Why `expression` cannot be used as a mapping expression, or None when it can."""
+    try:
+        parsed = jmespath.compile(expression).parsed
+    except JMESPathError as exc:
+        return f"invalid JMESPath expression {shown(expression)}: {_first_line(exc)}"
+    except ValueError:  # the lexer turns digits into int(): thousands of them exceed Python's bound
+        return f"invalid JMESPath expression {shown(expression)}: a number in it is too long"
+    except RecursionError:
+        return _too_deep(expression)
+    if _depth(parsed) > MAX_EXPRESSION_DEPTH:
+        return _too_deep(expression)
+    return _function_problem(parsed)
+
+
+def shown(expression: str) -> str:
+    """The expression quoted for a message, cut short when long."""
+    if len(expression) <= _SHOWN:
+        return repr(expression)
+    return repr(expression[:_SHOWN]) + f"... ({len(expression)} characters)"
+
+
+def _too_deep(expression: str) -> str:
+    return f"JMESPath expression {shown(expression)} is nested more than {MAX_EXPRESSION_DEPTH} levels deep"
+
+
+def _depth(tree: Any) -> int:
+    """Height of a parsed expression, walked without recursion (the tree may be thousands deep)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_EXPRESSION_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.get("children", ()) if isinstance(child, dict))
+    return deepest
+
+
+def _function_problem(tree: Any) -> str | None:
+    """jmespath checks function names and argument counts only when it evaluates: check them now."""
+    for node in _nodes(tree):
+        if node.get("type") != "function_expression":
+            continue
+        name = str(node.get("value"))
+        entry = _FUNCTIONS.get(name)
+        if entry is None:
+            return f"unknown JMESPath function {name}() (known: {', '.join(sorted(_FUNCTIONS))})"
+        signature = entry["signature"]
+        given = len(node.get("children", ()))
+        variadic = bool(signature) and signature[-1].get("variadic", False)
+        if given < len(signature) or (given > len(signature) and not variadic):
+            plural = "" if len(signature) == 1 else "s"
+            wanted = f"at least {len(signature)}" if variadic else str(len(signature))
+            return f"JMESPath function {name}() takes {wanted} argument{plural}, not {given}"
+    return None
+
+
+def _nodes(tree: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.append(node)
+            stack.extend(node.get("children", ()))
+    return found
+
+
+_FUNCTIONS: dict[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
