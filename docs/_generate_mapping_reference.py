@@ -95,6 +95,13 @@ target record linked to it in that dataflow:
 - Dataflows run in dependency order: `kunde-customer` before `prosjekt-project`.
 - A record whose referenced record is not linked yet waits (counted as `deferred`). It is never written
   with a missing or guessed id. It is tried again on the next run.
+- A referenced record that is gone or unlinked (deleted, or its partner deleted) is settled by the row's
+  `on_missing`: `keep` (default) leaves the target's value and syncs the rest, `null` writes null, `wait`
+  waits as above. See [references and deferral](sync-semantics.md#references-and-deferral).
+
+```yaml
+- {source: KundeId, target: customer_id, type: reference, dataflow: kunde-customer, on_missing: "null"}
+```
 
 ## Plain and computed rows
 
@@ -117,10 +124,29 @@ how to go back, or that it does not:
 
 `direction` works on plain rows too. With `forward`, changes flow only from source to target; with
 `reverse`, only from target to source. A change on the other side is ignored for that property. A create
-still sends every row's value, whatever its direction.
+carries exactly the rows that flow its way: a create in the target sends no `direction: reverse` row (that
+value belongs to the target), and a create back in the source (`create: both`) sends no `direction: forward`
+row. `plan`, `apply` and the examples of `mapsync test` all follow this rule.
 
 `validate` checks that every field an expression reads exists in the entity's schema (with a "did you
 mean" hint), that every expression compiles, and that no two rows write the same target.
+
+### Two rows writing one property
+
+Two rows must not write the same property, on either side: two target paths one inside the other
+(`postal_address` and `postal_address.city`), or one source field written back by two rows (a plain
+`Telefon -> phone` row, and a computed row whose `reverse` also names `Telefon`). Each run would overwrite
+what the other row wrote, so the pair would never settle. `validate` reports such a pair at the later row,
+naming both. Mark the row that should write the property with `wins: true`; the other row gives up that
+write (a plain row then flows only the other way), and `mapsync docs` shows the direction that is left:
+
+```yaml
+- {source: Telefon, target: phone, type: string, wins: true}
+- source: "Mobil || Telefon"
+  target: mobile
+  type: string
+  reverse: {Mobil: mobile, Telefon: mobile}   # Telefon is written by the row above; this one writes Mobil
+```
 
 ## Constants
 
@@ -149,8 +175,9 @@ match:
 
 - Each entry is a list of target paths. Values are compared in the canonical form.
 - Entries are tried in order. An entry is skipped for a record when any of its values is empty.
-- One candidate: the records are linked (`link` in the plan) and merged. Differences are settled by the
-  `conflicts` policy, since the pair has no common history.
+- One candidate: the records are linked (`link` in the plan) and merged property by property. A property
+  empty on one side is filled from the other (where the row flows that way); only two different values
+  are a conflict, settled by the `conflicts` policy, since the pair has no common history.
 - More than one candidate: nothing is guessed. The record is reported as ambiguous and counted as failed.
   Link it by hand with `mapsync links relink DATAFLOW SOURCE_ID TARGET_ID`.
 - Matching only looks at target records that are not linked yet, carry the dataflow's constants, and were
@@ -190,7 +217,8 @@ deletes: {policy: unlink, max_share: 0.1}
 
 | policy | when a linked record disappears on one side |
 |---|---|
-| `unlink` (default) | forget the link; the other record stays |
+| `unlink` (default) | forget the link; the other record stays, and gets no new partner until it is relinked by hand |
+| `recreate` | forget the link and, when the target record was deleted, create it again from the source record in the same run |
 | `propagate` | delete the other record, where its system can delete (Custompms can, Tidsbanken cannot: there the link is only removed) |
 | `ignore` | do nothing; keep the link |
 
@@ -217,9 +245,10 @@ examples:
       active: false
 ```
 
-- The forward result must equal `target` exactly, constants included.
-- Backward, only the source fields the rows write are compared; other keys of `source` (like `Id`) are
-  ignored.
+- The forward result is the record a create in the target writes; it must equal `target` exactly,
+  constants included. A `direction: reverse` row is not in it, as a create does not send it.
+- Backward, the result is what a create back in the source writes (no `direction: forward` row); only the
+  source fields the rows write are compared; other keys of `source` (like `Id`) are ignored.
 - `direction: forward` or `direction: reverse` runs only that way (use it for examples of one-way rows).
 - `links` gives the links that reference rows need: `{dataflow: {source id: target id}}`.
 - `validate` checks that every key of `source` and `target` is a property of its entity.
@@ -338,7 +367,7 @@ def allowed_of(prop: dict[str, Any]) -> str:
     """Allowed values and limits, from enum, const, pattern, minimum/maximum and lengths."""
     parts: list[str] = []
     if "enum" in prop:
-        parts.append(", ".join(_code(v) for v in prop["enum"]))
+        parts.append(", ".join(dict.fromkeys(_code(v) for v in prop["enum"])))  # "null" and null read alike
     if "const" in prop:
         parts.append(_code(prop["const"]))
     if "pattern" in prop:

@@ -37,6 +37,14 @@ def data_type(row: Row, workspace: Workspace) -> str:
     return f"reference to the {ref.target.entity} linked to that {ref.source.entity}"
 
 
+def direction(row: Row, spec: DataflowSpec) -> str:
+    """Which way a row's values travel, in words: "both ways", "only to Custompms", "only to Tidsbanken"."""
+    if row.flows_forward and row.flows_back:
+        return "both ways"
+    side = spec.target if row.flows_forward else spec.source
+    return f"only to {side.system.capitalize()}"
+
+
 def _section(spec: DataflowSpec, workspace: Workspace) -> list[str]:
     src, tgt = spec.source.label, spec.target.label
     lines = [*_heading(spec.heading)]
@@ -47,17 +55,64 @@ def _section(spec: DataflowSpec, workspace: Workspace) -> list[str]:
     lines.append("")
     if spec.description:
         lines += [" ".join(spec.description.split()), ""]
-    lines.append(f"Once a link between a {src} and a {tgt} is established, it will keep in sync between the "
-                 "two systems, regardless of where it is edited.")
-    lines.append("")
+    lines += [_kept_in_sync(spec), ""]
     lines += _how_linked(spec)
     lines.append(f"The following properties are synchronized between a {src} and a {tgt}:")
     lines += ["", ".. list-table::", "   :header-rows: 1", "",
-              f"   * - {src} Property", f"     - {tgt} Property", f"     - {spec.target.system.capitalize()} Data Type"]
+              f"   * - {src} Property", f"     - {tgt} Property", f"     - {spec.target.system.capitalize()} Data Type",
+              "     - Direction"]
     for row in spec.rows:
-        lines += [f"   * - {row.source}", f"     - {row.target}", f"     - {data_type(row, workspace)}"]
-    lines += ["", ""]
+        lines += [f"   * - {row.source}", f"     - {row.target}", f"     - {data_type(row, workspace)}",
+                  f"     - {direction(row, spec)}"]
+    lines += [""]
+    lines += _notes(spec)
+    lines += [""]
     return lines
+
+
+def _kept_in_sync(spec: DataflowSpec) -> str:
+    """The seed's promise, made only of the rows that keep it: one-way rows follow one side."""
+    src, tgt = spec.source.label, spec.target.label
+    ways = {direction(row, spec) for row in spec.rows}
+    opening = f"Once a link between a {src} and a {tgt} is established"
+    if ways == {"both ways"}:
+        return f"{opening}, it will keep in sync between the two systems, regardless of where it is edited."
+    clauses = []
+    if "both ways" in ways:
+        clauses.append('the properties marked "both ways" keep in sync between the two systems, regardless of '
+                       "where they are edited")
+    for side, other in ((spec.target, spec.source), (spec.source, spec.target)):
+        way = f"only to {side.system.capitalize()}"
+        if way in ways:
+            clauses.append(f'those marked "{way}" are copied from the {other.label} to the {side.label}, and '
+                           f"edits made to them in {side.system.capitalize()} are not copied back")
+    return f"{opening}, " + "; ".join(clauses) + "."
+
+
+def _notes(spec: DataflowSpec) -> list[str]:
+    """A bullet per computed or described row: its expression, the way back, and its description."""
+    notes = [_note(row, spec) for row in spec.rows if row.source_path is None or row.description]
+    if not notes:
+        return []
+    return ["Notes on the properties:", "", *(f"* {note}" for note in notes), ""]
+
+
+def _note(row: Row, spec: DataflowSpec) -> str:
+    source_system = spec.source.system.capitalize()
+    if row.source_path is not None:
+        text = f"``{row.source_path}`` to ``{row.target}``"
+    else:
+        text = f"``{row.target}`` is computed from the {spec.source.label} as ``{row.source}``"
+    if row.description:
+        text += ": " + " ".join(row.description.split()).rstrip(".") + "."
+    else:
+        text += "."
+    if row.source_path is None and row.flows_back and row.reverse:
+        sets = ", ".join(f"``{path}`` to ``{expression}``" for path, expression in row.reverse)
+        text += f" Edited in {spec.target.system.capitalize()}, it sets {sets} in {source_system}."
+    elif row.source_path is None:
+        text += f" It is not written back to {source_system}."
+    return text
 
 
 def _how_linked(spec: DataflowSpec) -> list[str]:

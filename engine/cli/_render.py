@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterable, Sequence
 from types import TracebackType
+from typing import Any
 
 import click
 from rich.console import Console
@@ -36,8 +39,28 @@ def print_summary(report: Report) -> None:
     for name, connection in sorted(report.requests.items()):
         parts = ", ".join(f"{method} {n}" for method, n in sorted(connection.items()) if n)
         console.print(f"requests to {name}: {parts or 'none'}")
+    if report.max_delete_share is not None:
+        console.print(f"max delete share: {report.max_delete_share:g} (--max-delete-share, for this run)")
+    if report.conflicts_waiting:
+        waiting = report.conflicts_waiting
+        console.print(f"{waiting} manual conflict{'s' if waiting != 1 else ''} waiting for a person: "
+                      f"see `mapsync links conflicts`, settle with `mapsync links resolve`")
     for error in [*report.errors, *(e for r in report.dataflows.values() for e in r.errors)]:
         click.echo(f"error: {error}", err=True)
+
+
+def print_listing(title: str, keys: Sequence[str], rows: Iterable[dict[str, Any]], *, as_json: bool) -> None:
+    """A listing (`mapsync links ...`): a table of `keys`, or with --json a JSON array of objects with
+    exactly those keys (stable: scripts read them)."""
+    if as_json:
+        click.echo(json.dumps([{k: row[k] for k in keys} for row in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table(title=title)
+    for key in keys:
+        table.add_column(key.replace("_", " "))
+    for row in rows:
+        table.add_row(*(v if isinstance(v := row[k], str) else json.dumps(v, ensure_ascii=False) for k in keys))
+    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
 
 
 class ApplyProgress:

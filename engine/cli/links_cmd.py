@@ -3,36 +3,36 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mapsync.cli._app import cli
+from mapsync.cli._render import print_listing
 from mapsync.cli._workspace import workspace_from
 from mapsync.errors import PlanError
+from mapsync.spec.model import Workspace
 from mapsync.state import open_store
 from mapsync.state.base import StateStore
 from mapsync.sync import links_admin
+from mapsync.sync.report import conflict_row
+from mapsync.sync.runner import SyncRun
 
 
-def _store(ctx: click.Context, dataflow: str | None = None) -> StateStore:
+def _open(ctx: click.Context, dataflow: str | None = None) -> tuple[Workspace, StateStore]:
     workspace = workspace_from(ctx)
     if dataflow and dataflow not in workspace.dataflows:
         raise PlanError(f"unknown dataflow {dataflow!r} (known: {', '.join(workspace.dataflows)})")
-    return open_store(workspace.state_url)
+    return workspace, open_store(workspace.state_url)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v for v in row))
-    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+def _store(ctx: click.Context, dataflow: str | None = None) -> StateStore:
+    return _open(ctx, dataflow)[1]
+
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="A JSON array of objects on stdout (keys as the table's columns).")
 
 
 @cli.group("links")
@@ -44,17 +44,19 @@ def links() -> None:
 @click.option("--dataflow", help="Only this dataflow.")
 @click.option("--state", type=click.Choice(["ok", "conflict"]), help="Only links in this state.")
 @click.option("--limit", type=int, default=50, show_default=True, help="At most this many rows (0: all).")
+@json_option
 @click.pass_context
-def list_links(ctx: click.Context, dataflow: str | None, state: str | None, limit: int) -> None:
+def list_links(ctx: click.Context, dataflow: str | None, state: str | None, limit: int, as_json: bool) -> None:
     """List links: dataflow, source id, target id, state, last synced."""
     store = _store(ctx, dataflow)
     try:
-        rows: list[list[Any]] = []
+        rows: list[dict[str, Any]] = []
         for link in store.iter_links(dataflow, state):
             if limit and len(rows) >= limit:
                 break
-            rows.append([link.dataflow, link.source_id, link.target_id, link.state, link.updated_at])
-        _table("links", ["dataflow", "source id", "target id", "state", "synced at"], rows)
+            rows.append({"dataflow": link.dataflow, "source_id": link.source_id, "target_id": link.target_id,
+                         "state": link.state, "synced_at": link.updated_at})
+        print_listing("links", LINK_KEYS, rows, as_json=as_json)
     finally:
         store.close()
 
@@ -93,10 +95,14 @@ def unlink(ctx: click.Context, dataflow: str, source_id: str) -> None:
 @click.argument("target_id")
 @click.pass_context
 def relink(ctx: click.Context, dataflow: str, source_id: str, target_id: str) -> None:
-    """Link SOURCE_ID to TARGET_ID (for example to settle an ambiguous match); merged on the next apply."""
-    store = _store(ctx, dataflow)
+    """Link SOURCE_ID to TARGET_ID (for example to settle an ambiguous match); merged on the next apply.
+
+    Both records are read first: each must exist, the target must be one of this dataflow's (its constants,
+    such as kind) and linked in no other dataflow; otherwise nothing changes and the exit status is 1."""
+    workspace, store = _open(ctx, dataflow)
     try:
-        links_admin.relink(store, dataflow, source_id, target_id)
+        with SyncRun(workspace, dataflows=[dataflow], store=store) as run:
+            links_admin.relink(run.link_rules(dataflow), source_id, target_id)
         click.echo(f"linked {dataflow}: {source_id} <-> {target_id}; the next apply merges the pair")
     finally:
         store.close()
@@ -104,15 +110,13 @@ def relink(ctx: click.Context, dataflow: str, source_id: str, target_id: str) ->
 
 @links.command("conflicts")
 @click.option("--dataflow", help="Only this dataflow.")
+@json_option
 @click.pass_context
-def conflicts(ctx: click.Context, dataflow: str | None) -> None:
-    """Manual conflicts waiting for a person: the value on each side and the last synced one."""
+def conflicts(ctx: click.Context, dataflow: str | None, as_json: bool) -> None:
+    """Manual conflicts waiting for a person: the value on each side, the last synced one, and since when."""
     store = _store(ctx, dataflow)
     try:
-        rows = [[c.dataflow, c.source_id, c.target_id, c.prop, c.base, c.source_value, c.target_value]
-                for c in store.iter_conflicts(dataflow)]
-        _table("conflicts", ["dataflow", "source id", "target id", "property", "last synced", "source", "target"],
-               rows)
+        print_listing("conflicts", CONFLICT_KEYS, map(conflict_row, store.iter_conflicts(dataflow)), as_json=as_json)
     finally:
         store.close()
 
@@ -136,13 +140,60 @@ def resolve(ctx: click.Context, dataflow: str, source_id: str, use: str, prop: s
 
 @links.command("failed")
 @click.option("--dataflow", help="Only this dataflow.")
+@json_option
 @click.pass_context
-def failed(ctx: click.Context, dataflow: str | None) -> None:
+def failed(ctx: click.Context, dataflow: str | None, as_json: bool) -> None:
     """The dead-letter ledger: records that failed or wait, with the reason; retried on every apply."""
     store = _store(ctx, dataflow)
     try:
-        rows = [[d.dataflow, d.record_id, d.status if d.status is not None else "", d.attempts, d.reason,
-                 d.last_failed_at] for d in store.iter_dead_letters(dataflow)]
-        _table("failed records", ["dataflow", "record", "status", "attempts", "reason", "last try"], rows)
+        rows = ({"dataflow": d.dataflow, "side": d.side, "record_id": d.record_id, "status": d.status,
+                 "attempts": d.attempts, "reason": d.reason, "first_failed_at": d.first_failed_at,
+                 "last_failed_at": d.last_failed_at} for d in store.iter_dead_letters(dataflow))
+        print_listing("failed records", FAILED_KEYS, rows, as_json=as_json)
     finally:
         store.close()
+
+
+@links.command("retry")
+@click.argument("dataflow")
+@click.argument("record_id")
+@click.pass_context
+def retry(ctx: click.Context, dataflow: str, record_id: str) -> None:
+    """Retry a failed record now (RECORD_ID: either side's id): both records read again and synced, as
+    `apply --id` would, under the dataflow's lock; it leaves the ledger when it goes through."""
+    workspace, store = _open(ctx, dataflow)
+    try:
+        letter = links_admin.failed_letter(store, dataflow, record_id)
+        with SyncRun(workspace, dataflows=[dataflow], store=store, only_ids={dataflow: [letter.record_id]}) as run:
+            report = run.apply()
+        if report.errors:  # the run could not start (another apply holds the lock): nothing was tried
+            raise PlanError(f"{dataflow}: not retried: {report.errors[0]}")
+        try:
+            still = links_admin.failed_letter(store, dataflow, letter.record_id)
+        except PlanError:
+            click.echo(f"retried {dataflow} {record_id}: synced, and out of the failed records")
+            return
+        raise PlanError(f"{dataflow}: {record_id!r} failed again: {still.reason}")
+    finally:
+        store.close()
+
+
+@links.command("dismiss")
+@click.argument("dataflow")
+@click.argument("record_id")
+@click.pass_context
+def dismiss(ctx: click.Context, dataflow: str, record_id: str) -> None:
+    """Take a failed record (RECORD_ID: either side's id) out of the ledger; it is left as it is, and no
+    apply retries it until it changes again (or `apply --full` reads it)."""
+    store = _store(ctx, dataflow)
+    try:
+        letter = links_admin.dismiss(store, dataflow, record_id)
+        click.echo(f"dismissed {dataflow} {letter.record_id}: {letter.reason}")
+    finally:
+        store.close()
+
+
+# The keys of each listing's rows, also the --json objects' keys.
+LINK_KEYS = ("dataflow", "source_id", "target_id", "state", "synced_at")
+CONFLICT_KEYS = ("dataflow", "source_id", "target_id", "property", "base", "source_value", "target_value", "since")
+FAILED_KEYS = ("dataflow", "side", "record_id", "status", "attempts", "reason", "first_failed_at", "last_failed_at")

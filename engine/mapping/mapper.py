@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from jmespath.exceptions import JMESPathError
+from jsonschema import Draft202012Validator
 
 from mapsync.errors import MappingError
 from mapsync.mapping.paths import Getter, get_path, make_getter, plain_path, set_path, split
@@ -31,11 +32,13 @@ class LinkLookup(Protocol):
 
 
 class UnresolvedReference(MappingError):
-    """A reference whose record is not linked yet: the record waits, it is never written with a guess."""
+    """A reference whose record is not linked: the record waits, it is never written with a guess (unless
+    the row's `on_missing` settles it, for a record that is gone rather than not linked yet)."""
 
-    def __init__(self, prop: str, dataflow: str, record_id: str) -> None:
+    def __init__(self, prop: str, dataflow: str, record_id: str, row: Row | None = None) -> None:
         self.dataflow = dataflow
         self.record_id = record_id
+        self.row = row  # the reference row, where known
         super().__init__(f"{record_id!r} is not linked yet in dataflow {dataflow!r}", prop=prop, value=record_id)
 
 
@@ -90,8 +93,11 @@ class Mapper:
         self.zone = ZoneInfo(spec.timezone)
         self.rows = [self._compile(row) for row in spec.rows]
         self.targets = [r.row.target for r in self.rows]
-        # A create in the target carries only what flows forward; `direction: reverse` rows are the target's.
+        # A create carries only the rows that flow its way (see create_values).
         self.creates_with = frozenset(r.row.target for r in self.rows if r.row.flows_forward)
+        self.creates_back_with = frozenset(r.row.target for r in self.rows if r.row.flows_back)
+        self.target_check = WriteCheck(spec.target.entity, spec.target_schema)
+        self.source_check = WriteCheck(spec.source.entity, spec.source_schema)
         # Precomputed per-row tuples for the hot paths (forward runs once per record and row).
         self._forward_plan = tuple(
             (r.row.target, r.row.source_path if r.row.source_path is not None and "." not in r.row.source_path
@@ -125,8 +131,12 @@ class Mapper:
 
     # -- forward ------------------------------------------------------------------------------------
 
-    def project_source(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> Values:
-        """The canonical value of every row, computed from a source record (references translated)."""
+    def project_source(self, record: Mapping[str, Any], links: LinkLookup | None = None,
+                       settled: Mapping[str, Any] | None = None) -> Values:
+        """The canonical value of every row, computed from a source record (references translated).
+
+        `settled` holds, by target path, the value of a reference row whose record is gone: used as it is,
+        instead of a translation (see the row's `on_missing`)."""
         out: Values = {}
         get = record.get
         for target, key, read, canonical, unchanged, is_reference, row in self._forward_plan:
@@ -140,14 +150,14 @@ class Mapper:
             except JMESPathError as exc:
                 raise MappingError(f"cannot evaluate {row.source!r}: {exc}", prop=row.source) from None
             if is_reference and value is not None:
-                value = self._to_target_id(row, value, links)
+                value = settled[target] if settled and target in settled else self._to_target_id(row, value, links)
             out[target] = value
         return out
 
     def _to_target_id(self, row: Row, source_id: str, links: LinkLookup | None) -> str:
         target_id = links.to_target(row.dataflow or "", source_id) if links else None
         if target_id is None:
-            raise UnresolvedReference(row.source, row.dataflow or "", source_id)
+            raise UnresolvedReference(row.source, row.dataflow or "", source_id, row)
         return target_id
 
     def project_target(self, record: Mapping[str, Any]) -> Values:
@@ -229,6 +239,27 @@ class Mapper:
             raise
         return out
 
+    # -- what a create carries (plan, apply, `mapsync test` and the docs all follow this one rule) ----
+
+    def create_values(self, values: Values, side: str = "target") -> Values:
+        """The canonical values a create on `side` carries: only the rows that flow that way. A
+        `direction: reverse` row belongs to the target and is not sent in a create there; a
+        `direction: forward` row belongs to the source and is not sent in a create back."""
+        rows = self.creates_with if side == "target" else self.creates_back_with
+        return {path: value for path, value in values.items() if path in rows}
+
+    def create_record(self, values: Values) -> dict[str, Any]:
+        """The target record a create writes for a source record's values (constants included)."""
+        return self.target_record(self.create_values(values))
+
+    def create_body(self, values: Values) -> dict[str, Any]:
+        """The request body of a create in the target: create_record with whole nested objects."""
+        return self.with_whole_objects(self.create_record(values))
+
+    def create_back_body(self, target_record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
+        """The source fields a create in the source sends for a target record (its key is added on sending)."""
+        return self.source_changes(target_record, set(self.creates_back_with), links)
+
     def with_whole_objects(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record with every nested object given all the properties its schema names (null if unmapped).
 
@@ -275,7 +306,7 @@ class Mapper:
             return None
         source_id = links.to_source(row.dataflow or "", target_id) if links else None
         if source_id is None:
-            raise UnresolvedReference(row.target, row.dataflow or "", target_id)
+            raise UnresolvedReference(row.target, row.dataflow or "", target_id, row)
         return source_id
 
     def backward(self, target_record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
@@ -286,6 +317,47 @@ class Mapper:
     def owns_target(self, record: Mapping[str, Any]) -> bool:
         """Whether a target record belongs to this dataflow: it carries every constant (e.g. kind)."""
         return all(get_path(record, split(k)) == v for k, v in self.spec.constants.items())
+
+
+class WriteCheck:
+    """What a system will refuse (maxLength, pattern, enum, required, types), checked with jsonschema against
+    the entity schema the spec loaded, before anything is sent: plan shows it, apply fails the record."""
+
+    def __init__(self, entity: str, schema: dict[str, Any]) -> None:
+        self.entity = entity
+        self.properties: dict[str, Any] = schema.get("properties", {})
+        # mapsync fills the key in (a client-chosen Id) or the server does; no body of ours carries them.
+        filled = {schema.get("x-key", "id"), *schema.get("x-server-fields", [])}
+        whole = {**schema, "required": [name for name in schema.get("required", []) if name not in filled]}
+        self._create = Draft202012Validator(whole)
+        self._property: dict[str, Draft202012Validator] = {}
+
+    def create_problem(self, body: Mapping[str, Any]) -> str | None:
+        """Why a create body would be refused (every problem, in path order), or None."""
+        return self._explain(self._create.iter_errors(dict(body)), "")
+
+    def change_problem(self, body: Mapping[str, Any]) -> str | None:
+        """Why an update body would be refused: each property sent against its own schema (nothing is
+        required of an update), or None."""
+        problems = [self._explain(self._validator(name).iter_errors(value), name)
+                    for name, value in body.items() if name in self.properties]
+        return "; ".join(p for p in problems if p) or None
+
+    def _validator(self, name: str) -> Draft202012Validator:
+        if name not in self._property:
+            self._property[name] = Draft202012Validator(self.properties[name])
+        return self._property[name]
+
+    def _explain(self, errors: Any, prefix: str) -> str | None:
+        found = sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+        lines = []
+        for error in found:
+            message = error.message
+            if error.validator == "maxLength" and isinstance(error.instance, str):  # never quote 10 000 characters
+                message = f"{len(error.instance)} characters is too long (at most {error.validator_value})"
+            path = ".".join([prefix, *map(str, error.absolute_path)] if prefix else map(str, error.absolute_path))
+            lines.append(f"{self.entity}.{path}: {message}" if path else f"{self.entity}: {message}")
+        return "; ".join(lines) or None
 
 
 # Row types whose canonical converter returns a non-empty value of exactly this type unchanged.

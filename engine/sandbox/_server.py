@@ -340,6 +340,14 @@ def load_schema(system: str, entity: str) -> ObjectSchema:
     return ObjectSchema.from_json(json.loads(text))
 
 
+@dataclass(frozen=True)
+class WriteLogEntry:
+    method: str
+    path: str
+    body: Any  # the JSON body sent (None when there was none)
+    status: int  # the answer's status
+
+
 # --- the HTTP server ----------------------------------------------------------------------------------
 
 
@@ -462,6 +470,7 @@ class EmulatorServer(ABC):
         self._stats_lock = threading.Lock()
         self._request_count = 0
         self._requests: Counter[tuple[str, str]] = Counter()
+        self._writes: list[WriteLogEntry] = []  # every write answered, with its body (tests compare plans)
         self._injected: Counter[str] = Counter()  # faults injected, by kind ("429", "503", "drop", ...)
         self._refuse: RefusePredicate | None = None
         self._faults = faults or Faults()
@@ -536,6 +545,12 @@ class EmulatorServer(ABC):
         with self._stats_lock:
             return Counter(self._requests)
 
+    @property
+    def write_log(self) -> list[WriteLogEntry]:
+        """A snapshot: every write request answered, in order, with its JSON body and the answer's status."""
+        with self._stats_lock:
+            return list(self._writes)
+
     def refuse(self, predicate: RefusePredicate | None) -> None:
         """Make writes over HTTP fail when predicate(entity or resource, body) returns a reason (Tidsbanken
         answers 400, Custompms 422); None clears it. Direct calls are never refused."""
@@ -557,6 +572,7 @@ class EmulatorServer(ABC):
         with self._stats_lock:
             self._request_count = 0
             self._requests.clear()
+            self._writes.clear()
             self._injected.clear()
 
     def _count_and_draw(self, request: Request) -> tuple[Faults, Fault]:
@@ -592,10 +608,20 @@ class EmulatorServer(ABC):
         if self._hostile_answer(handler, faults, fault):
             return
         response = self._answer(request)
+        if request.method in WRITE_METHODS:
+            self._log_write(request, response)
         if fault is Fault.DROP_AFTER_WRITE and request.method in WRITE_METHODS:
             handler.drop()
             return
         handler.write_response(response, trickle=faults.trickle_seconds if fault is Fault.TRICKLE else 0.0)
+
+    def _log_write(self, request: Request, response: Response) -> None:
+        try:
+            body = request.json() if request.body else None
+        except BadJsonError:
+            body = None
+        with self._stats_lock:
+            self._writes.append(WriteLogEntry(request.method, request.path, body, response.status))
 
     @staticmethod
     def _hostile_answer(handler: _Handler, faults: Faults, fault: Fault) -> bool:
@@ -644,6 +670,7 @@ __all__ = [
     "Request",
     "Response",
     "WriteClock",
+    "WriteLogEntry",
     "format_utc_millis",
     "from_micros",
     "json_type_name",

@@ -17,6 +17,7 @@ from mapsync.spec._schema_errors import schema_errors
 from mapsync.spec._yaml import Document, KeyPath
 from mapsync.spec.entities import entity_names, entity_schema, format_schema, property_schema
 from mapsync.spec.model import DataflowSpec, Example, Row, Side
+from mapsync.spec.ownership import settle_shared_writes
 
 
 class MappingChecker:
@@ -59,9 +60,10 @@ class MappingChecker:
         source_schema = self._entity_schema("source", source)
         target_schema = self._entity_schema("target", target)
         zone = self._timezone(data.get("timezone", "Europe/Oslo"))
-        rows = [self._row(i, raw, source_schema, target_schema) for i, raw in enumerate(data["properties"])
-                if isinstance(raw, dict)]
+        positions = [i for i, raw in enumerate(data["properties"]) if isinstance(raw, dict)]
+        rows = [self._row(i, data["properties"][i], source_schema, target_schema) for i in positions]
         self._check_duplicate_targets(rows)
+        rows = self._settle_shared_writes(rows, positions, source, target)
         self._check_constants(data.get("constants") or {}, target_schema)
         self._check_match(data.get("match") or [], target_schema)
         deletes = data.get("deletes") or {}
@@ -142,6 +144,9 @@ class MappingChecker:
         if plain is None and compiles and not reverse and direction in {"both", "reverse"}:
             self.fail(at, "a computed source expression needs a `reverse` (source field -> expression on the "
                           "target) or `direction: forward`")
+        if "on_missing" in raw and kind != "reference":
+            self.fail((*at, "on_missing"), f"`on_missing` is only for reference rows (type: reference, with a "
+                                           f"dataflow); this row is of type {kind!r}: remove it")
         if kind == "reference" and plain is None and compiles:
             self.fail((*at, "source"), "a reference row's source must be a plain field path holding the id")
         for field_path, rexpr in reverse:
@@ -154,8 +159,10 @@ class MappingChecker:
             if self._compiles((*at, "reverse", field_path), rexpr):
                 self._known_fields((*at, "reverse", field_path), rexpr, target_schema, "target")
         return Row(source=expression, target=target, type=kind, direction=direction, reverse=reverse,
-                   dataflow=_text_or_none(raw.get("dataflow")), source_path=".".join(plain) if plain else None,
-                   description=str(raw.get("description", "")), line=self.doc.line_of(at))
+                   dataflow=_text_or_none(raw.get("dataflow")), on_missing=_on_missing(raw),
+                   source_path=".".join(plain) if plain else None,
+                   description=str(raw.get("description", "")), line=self.doc.line_of(at),
+                   wins=raw.get("wins") is True)
 
     def _check_duplicate_targets(self, rows: list[Row]) -> None:
         seen: dict[str, int] = {}
@@ -165,6 +172,13 @@ class MappingChecker:
                           f"target {row.target!r} is already mapped by the row on line {seen[row.target]}")
             else:
                 seen[row.target] = row.line
+
+    def _settle_shared_writes(self, rows: list[Row], positions: list[int], source: Side, target: Side) -> list[Row]:
+        """Rows writing the same property must say which wins; the losers give that write up."""
+        settled, problems = settle_shared_writes(rows, {"source": source.label, "target": target.label})
+        for problem in problems:
+            self.fail(("properties", positions[problem.position]), problem.message)
+        return settled
 
     def _check_constants(self, constants: dict[str, Any], target_schema: dict[str, Any] | None) -> None:
         if target_schema is None or not isinstance(constants, dict):
@@ -241,6 +255,12 @@ def _not_json(value: Any) -> str:
     kind = _YAML_TAGS.get(type(value), type(value).__name__)
     return (f"a YAML {kind} value is not a JSON value (records hold text, numbers, booleans, null, lists "
             "and objects)")
+
+
+def _on_missing(raw: dict[str, Any]) -> str:
+    # `on_missing: null` is YAML's null, not the text "null": both mean "write null".
+    value = raw.get("on_missing", "keep")
+    return "null" if value is None else str(value)
 
 
 def _text_or_none(value: Any) -> str | None:

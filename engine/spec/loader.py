@@ -251,6 +251,8 @@ def _load_mappings(doc: Document, data: dict[str, Any], root: Path, connections:
 def _dependency_order(specs: list[tuple[DataflowSpec, Document]], errors: list[SpecError],
                       unloaded: Collection[str] = ()) -> dict[str, DataflowSpec]:
     by_name = {spec.name: (spec, doc) for spec, doc in specs}
+    for spec, _ in specs:
+        spec.referenced_sources = {name: by_name[name][0].source for name in spec.references if name in by_name}
     for spec, doc in specs:
         for index, row in enumerate(spec.rows):
             if row.dataflow and row.dataflow not in by_name and row.dataflow not in unloaded and "*" not in unloaded:

@@ -28,9 +28,11 @@ class Row:
     direction: str = "both"  # both | forward | reverse
     reverse: tuple[tuple[str, str], ...] = ()  # (source path, expression on the target record)
     dataflow: str | None = None  # for type reference
+    on_missing: str = "keep"  # for type reference: keep | null | wait, when the record it names is gone
     source_path: str | None = None  # set when `source` is a plain field path
     description: str = ""
     line: int = 0
+    wins: bool = False  # writes the properties it shares with another row; the other gives them up
 
     @property
     def flows_forward(self) -> bool:
@@ -63,13 +65,16 @@ class DataflowSpec:
     create: str = "target"
     timezone: str = "Europe/Oslo"
     conflicts: str = "source-wins"
-    delete_policy: str = "unlink"
+    delete_policy: str = "unlink"  # unlink | recreate | propagate | ignore
     delete_max_share: float = 0.1
     match: list[list[str]] = field(default_factory=list)
     constants: dict[str, Any] = field(default_factory=dict)
     examples: list[Example] = field(default_factory=list)
     source_schema: dict[str, Any] = field(default_factory=dict)
     target_schema: dict[str, Any] = field(default_factory=dict)
+    # The source side of each dataflow its reference rows name (filled in by the loader): where to look
+    # whether a referenced record still exists.
+    referenced_sources: dict[str, Side] = field(default_factory=dict)
 
     @property
     def references(self) -> set[str]:

@@ -748,6 +748,11 @@ class SqlStore(ABC):
         with self.transaction():
             self._write(SET_BASELINE, (baseline.dataflow, baseline.links, baseline.confirmed_at or now_iso()))
 
+    def conflicts_of(self, dataflow: str, source_id: str) -> list[Conflict]:
+        rows = self._query(f"SELECT {_columns(CONFLICT_COLUMNS)} FROM conflicts WHERE dataflow = ? AND source_id = ?"
+                           " ORDER BY prop", (dataflow, source_id))
+        return [row_to_conflict(row) for row in rows]
+
 
 RETIRED_COLUMNS = ("dataflow", "source_id", "target_id", "source_values", "target_values", "source_version",
                    "target_version", "gone", "retired_at")

@@ -139,6 +139,9 @@ class StateStore(Protocol):
     def get_guard_baseline(self, dataflow: str) -> GuardBaseline | None: ...
     def set_guard_baseline(self, baseline: GuardBaseline) -> None: ...
 
+    # the manual conflicts waiting on one pair (the executor keeps an unchanged one's detected_at)
+    def conflicts_of(self, dataflow: str, source_id: str) -> list[Conflict]: ...
+
 
 @dataclass(kw_only=True)
 class RetiredLink(Link):

@@ -10,7 +10,8 @@ from mapsync.state.base import Link
 
 # Kinds of action. Writes: create, update, delete. Bookkeeping: link (new match), unlink, relink (a record
 # that came back gets its retired link again).
-# Reported only: conflict (manual), defer (a reference not linked yet), ambiguous (match), fail.
+# Reported only: conflict (manual), defer (a reference not linked yet), ambiguous (match), fail, missing (an
+# id asked for by --id found on neither side), stale (a saved plan's record changed since it was planned).
 WRITES = frozenset({"create", "update", "delete"})
 CHANGES = frozenset({"create", "update", "delete", "link", "unlink", "relink"})
 
@@ -47,6 +48,10 @@ class Action:
     queued: bool = False  # the record was in the dead-letter ledger (or a pending create) at the start
     idempotency_key: str | None = None  # for a create that a crash or timeout cut short: its earlier key
     status: int | None = None  # for fail: the HTTP status, where there was one
+    # Why a record synced other than it would have (a reference row's record gone: `on_missing`); written
+    # to the ledger once, as a note: the record is not failed.
+    note: str = ""
+    noted: bool = False  # the ledger holds this note already
 
     @property
     def writes(self) -> bool:
@@ -68,6 +73,8 @@ class Action:
                                  "target": c.target_value, "resolution": c.resolution} for c in self.conflicts]
         if self.reason:
             out["reason"] = self.reason
+        if self.note:
+            out["note"] = self.note
         return out
 
 
@@ -94,6 +101,8 @@ def describe(action: Action, source_entity: str, target_entity: str) -> list[str
         "ambiguous": f"? ambiguous {src}{name}",
         "fail": f"x fail {src}{name}",
         "guard": "x refused: mass delete",
+        "missing": "x not found",
+        "stale": f"x stale {src} <-> {tgt}{name}" if action.target_id else f"x stale {src}{name}",
     }.get(action.kind, f"{action.kind} {src} {tgt}")
     lines = [head]
     for prop, (old, new) in action.target_changes.items():
@@ -105,4 +114,6 @@ def describe(action: Action, source_entity: str, target_entity: str) -> list[str
                      f" (was {show(c.base)}) -> {c.resolution}")
     if action.reason:
         lines.append(f"    {action.reason}")
+    if action.note:
+        lines.append(f"    note: {action.note}")
     return lines

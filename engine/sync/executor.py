@@ -37,6 +37,7 @@ class Outcome:
     source_result: dict[str, Any] | None = None
     target_result: dict[str, Any] | None = None
     error: MapsyncError | None = None
+    new_conflicts: int | None = None  # of the action's conflicts, those not already waiting (None: all)
 
 
 @dataclass
@@ -120,7 +121,8 @@ class Executor(UsesContext):
         if not self._done:
             return
         # A group of records found unchanged writes nothing: no transaction, no fence (a no-change run).
-        writes = any(outcome.error is not None or outcome.action.kind != "unchanged" for outcome in self._done)
+        writes = any(outcome.error is not None or outcome.action.kind != "unchanged" or outcome.action.queued
+                     or (outcome.action.note and not outcome.action.noted) for outcome in self._done)
         with self.store.transaction() if writes else nullcontext():
             if writes:
                 self.fence()  # in the transaction: a run taking the lock over waits for it, or it is refused
@@ -162,10 +164,9 @@ class Executor(UsesContext):
             record_id = action.source_id if side == "target" else action.target_id
             prepared.idempotency_key = action.idempotency_key or self._new_pending(side, record_id or "")
             if side == "target":
-                values = {p: v for p, v in action.source_values.items() if p in self.mapper.creates_with}
-                prepared.target_body = self.mapper.with_whole_objects(self.mapper.target_record(values))
+                prepared.target_body = self.mapper.create_body(action.source_values)
             else:
-                body = self.mapper.backward(action.target_record or {}, self.links)
+                body = self.mapper.create_back_body(action.target_record or {}, self.links)
                 key_field = str(self.spec.source_schema.get("x-key", "id"))
                 body[key_field] = prepared.idempotency_key
                 prepared.source_body = body
@@ -262,7 +263,19 @@ class Executor(UsesContext):
         elif action.kind == "drop":
             self.store.remove_dead_letter(self.spec.name, "target", action.source_id or "")
             self.store.remove_pending(self.spec.name, "target", action.source_id or "")
+        elif action.kind == "unchanged" and action.queued and not action.note:
+            self.store.remove_dead_letter(self.spec.name, "target", action.source_id or "")  # in sync: it leaves
+        if outcome.error is None and action.note and not action.noted:
+            self._write_note(action)
         self.on_outcome(outcome)
+
+    def _write_note(self, action: Action) -> None:
+        """The ledger says why a record synced as it did (a reference's record gone), once: a note, not a
+        failed attempt, so it replaces what the ledger held for the record and the run's status stays ok."""
+        source_id, stamp = action.source_id or "", now()
+        self.store.remove_dead_letter(self.spec.name, "target", source_id)
+        self.store.add_dead_letter(DeadLetter(self.spec.name, "target", source_id, action.note, None,
+                                              first_failed_at=stamp, last_failed_at=stamp))
 
     def _record_create(self, outcome: Outcome) -> None:
         action = outcome.action
@@ -290,7 +303,7 @@ class Executor(UsesContext):
         self._new_pairs.append(link)
         self.links.learn(self.spec.name, link.source_id, link.target_id)
         self._pendings_done[action.side].append(pending_id)
-        if action.queued:
+        if action.queued and not action.note:
             self.store.remove_dead_letter(self.spec.name, ledger_side, ledger_id)
 
     def _record_pair(self, outcome: Outcome) -> None:
@@ -319,12 +332,24 @@ class Executor(UsesContext):
         if action.kind in {"link", "relink"}:
             self._new_pairs.append(link)
             self.links.learn(self.spec.name, link.source_id, link.target_id)
+        # A conflict still waiting as it was keeps its detection time, and is not counted again.
+        waiting = {c.prop: c for c in self.store.conflicts_of(self.spec.name, link.source_id)} \
+            if old.state == "conflict" and manual else {}
         if old.state == "conflict" or manual:
             self.store.remove_conflicts(self.spec.name, link.source_id)
+        already_waiting = 0
         for conflict in manual:
+            before = waiting.get(conflict.prop)
+            detected_at = now()
+            if before is not None and (before.source_value, before.target_value, before.target_id) \
+                    == (conflict.source_value, conflict.target_value, link.target_id):
+                already_waiting += 1
+                detected_at = before.detected_at
             self.store.add_conflict(Conflict(self.spec.name, link.source_id, link.target_id, conflict.prop,
-                                             conflict.base, conflict.source_value, conflict.target_value, now()))
-        if action.queued:
+                                             conflict.base, conflict.source_value, conflict.target_value,
+                                             detected_at))
+        outcome.new_conflicts = len(action.conflicts) - already_waiting
+        if action.queued and not action.note:  # a note stays: see _write_note
             self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
 
     def _drop_retired_of_new_pairs(self) -> None:
@@ -373,7 +398,7 @@ class _Pool(ThreadPoolExecutor):
 def _ledger_key(action: Action) -> tuple[str, str]:
     """Where a failed record is kept: by its source id, but a failed create in the source (a target record
     with no source partner yet) by its target id, on the source side: that is what the retry reads."""
-    if action.kind == "create" and action.side == "source" and not action.source_id:
+    if action.side == "source" and not action.source_id:  # a create back, or one refused or waiting
         return "source", action.target_id or ""
     return "target", action.source_id or action.target_id or ""
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from mapsync.errors import PlanError
 from mapsync.state.base import DeadLetter, Link, StateStore
+from mapsync.sync.link_rules import LinkRules
 
 
 def _requeue(store: StateStore, dataflow: str, source_id: str, reason: str) -> None:
@@ -29,15 +30,15 @@ def unlink(store: StateStore, dataflow: str, source_id: str) -> Link:
     return link
 
 
-def relink(store: StateStore, dataflow: str, source_id: str, target_id: str) -> Link:
+def relink(rules: LinkRules, source_id: str, target_id: str) -> Link:
     """Link a source record to another (or a first) target record; the next run merges the pair.
 
-    The pair has no common history, so every property that differs is settled by the conflict policy.
+    Both records are read first and the pair checked (see LinkRules): a typo must never make one
+    dataflow overwrite another's record. The pair has no common history, so every property that differs
+    is settled by the conflict policy.
     """
-    other = store.link_by_target(dataflow, target_id)
-    if other is not None and other.source_id != source_id:
-        raise PlanError(f"{dataflow}: target {target_id!r} is already linked to source {other.source_id!r}; "
-                        f"unlink that first")
+    store, dataflow = rules.store, rules.name
+    rules.check_pair(source_id, target_id)
     with store.transaction():
         store.delete_link(dataflow, source_id)
         store.remove_conflicts(dataflow, source_id)
@@ -72,3 +73,40 @@ def resolve(store: StateStore, dataflow: str, source_id: str, use: str, prop: st
             store.add_conflict(conflict)
         _requeue(store, dataflow, source_id, f"conflict resolved by hand for the {use}: synced on the next run")
     return len(conflicts)
+
+
+def failed_letter(store: StateStore, dataflow: str, record_id: str) -> DeadLetter:
+    """The ledger entry of a failed record named by either side's id; PlanError when there is none."""
+    link = store.link_by_source(dataflow, record_id) or store.link_by_target(dataflow, record_id)
+    ids = {record_id} if link is None else {record_id, link.source_id, link.target_id}
+    for letter in store.iter_dead_letters(dataflow):
+        if letter.record_id in ids:
+            return letter
+    raise PlanError(f"{dataflow}: no failed record {record_id!r} (see `mapsync links failed`)")
+
+
+def _create_may_have_happened(store: StateStore, letter: DeadLetter) -> bool:
+    """Whether the record's create was sent and its outcome is unknown (a timeout, a dropped connection, a
+    5xx, a 409/429): its pending entry must then stay, or a later create would make a duplicate."""
+    if store.get_pending(letter.dataflow, letter.side, letter.record_id) is None:
+        return False
+    refused = letter.status is not None and 400 <= letter.status < 500 and letter.status not in {408, 409, 425, 429}
+    return not refused
+
+
+def dismiss(store: StateStore, dataflow: str, record_id: str) -> DeadLetter:
+    """Take a failed record out of the ledger: no run retries it until it changes again.
+
+    A create the other system refused (a 4xx) made nothing, so its pending entry goes too; a create whose
+    outcome is unknown is refused here: only a retry with its idempotency key can tell, without a duplicate.
+    """
+    letter = failed_letter(store, dataflow, record_id)
+    if _create_may_have_happened(store, letter):
+        status = "no answer" if letter.status is None else f"answer {letter.status}"
+        raise PlanError(f"{dataflow}: cannot dismiss {record_id!r}: its create may have been made ({status}); "
+                        f"only a retry can find out without making a duplicate: `mapsync links retry "
+                        f"{dataflow} {record_id}`")
+    with store.transaction():
+        store.remove_dead_letter(dataflow, letter.side, letter.record_id)
+        store.remove_pending(dataflow, letter.side, letter.record_id)
+    return letter

@@ -27,15 +27,21 @@ def merge(rows: list[Row], *, base_source: dict[str, Any] | None, base_target: d
     """Decide, per row, what flows where.
 
     A side changed a property when its value differs from what that side held at the last sync
-    (`base_*`; None for a pair never synced, where every difference counts as a change on both sides).
-    One-sided changes flow to the other side; different changes on both sides are conflicts settled by
-    `policy`; `newer` ("source"/"target") says which side was edited last, for newest-wins.
+    (`base_*`; None for a pair never synced, see below). One-sided changes flow to the other side;
+    different changes on both sides are conflicts settled by `policy`; `newer` ("source"/"target") says
+    which side was edited last, for newest-wins.
+
+    A pair never synced (matched at onboarding) has no base: a value on one side and nothing on the other
+    fills the empty side, and only two different values are a conflict.
     """
     result = MergeResult()
     for row in rows:
         path = row.target
         s_value, t_value = source.get(path), target.get(path)
         if s_value == t_value:
+            continue
+        if base_source is None and base_target is None and (_empty(s_value) or _empty(t_value)):
+            _fill_empty_side(result, row, s_value, t_value)
             continue
         s_changed = base_source is None or base_source.get(path, _MISSING) != s_value
         t_changed = base_target is None or base_target.get(path, _MISSING) != t_value
@@ -54,6 +60,21 @@ def merge(rows: list[Row], *, base_source: dict[str, Any] | None, base_target: d
             elif winner == "target":
                 result.to_source[path] = t_value
     return result
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _fill_empty_side(result: MergeResult, row: Row, s_value: Any, t_value: Any) -> None:
+    """At onboarding, the side holding a value fills the empty one, where the row flows that way; an empty
+    value never erases one."""
+    if _empty(s_value) and _empty(t_value):
+        return
+    if _empty(t_value) and row.flows_forward:
+        result.to_target[row.target] = s_value
+    elif _empty(s_value) and row.flows_back:
+        result.to_source[row.target] = t_value
 
 
 def _settle(policy: str, newer: str | None) -> str:

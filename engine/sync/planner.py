@@ -22,6 +22,8 @@ from mapsync.mapping.types import to_datetime
 from mapsync.state.base import GuardBaseline, Link, RetiredLink
 from mapsync.sync.actions import Action
 from mapsync.sync.context import DataflowContext, UsesContext
+from mapsync.sync.link_rules import LinkRules, Rival
+from mapsync.sync.lookup import PlannedLinks
 from mapsync.sync.merge import MergeResult, merge
 
 CHUNK = 500
@@ -85,9 +87,12 @@ class GuardState:
 
 class DataflowPlanner(UsesContext):
     def __init__(self, ctx: DataflowContext, *, full: bool = False, plan_only: bool = False,
-                 max_delete_share: float | None = None) -> None:
+                 max_delete_share: float | None = None, only_ids: list[str] | None = None,
+                 rivals: tuple[Rival, ...] = ()) -> None:
         self.ctx = ctx
+        self.rules = LinkRules(ctx, rivals)  # which target records may be matched or relinked
         self.full = full
+        self.only_ids = only_ids  # plan just these records (either side's id), read by id; see _planned_by_id
         self.plan_only = plan_only
         self.max_delete_share = max_delete_share  # the operator's share for this run, over the mapping's
         self.scan = Scan()
@@ -97,6 +102,11 @@ class DataflowPlanner(UsesContext):
         self._pending: dict[tuple[str, str], str] = {}  # (side, record id) -> idempotency key
         self._queued_targets: set[str] = set()
         self._target_gone: set[str] = set()  # source ids whose linked target record was deleted
+        # Policy recreate: the source records whose target was deleted, as listed (else read by id).
+        self._survivors: dict[str, tuple[dict[str, Any], str]] = {}
+        # (dataflow, source id) of a reference with no link -> (its retired link's gone side, whether it exists)
+        self._references_gone: dict[tuple[str, str], tuple[str | None, bool | None]] = {}
+        self._ledger: dict[str, str] = {}  # source id -> its reason in the ledger (a note is written once)
         self._source_disappeared: set[str] = set()  # target ids whose source is gone: the delete policy decides
         self._guard: GuardState | None = None
         # Retired links (see _relink_source): looked up a chunk at a time, only when the dataflow has any.
@@ -113,27 +123,36 @@ class DataflowPlanner(UsesContext):
         self._pending = {(p.side, p.record_id): p.idempotency_key for p in self.store.iter_pending(self.name)}
         letters = list(self.store.iter_dead_letters(self.name))
         self._queued = {d.record_id for d in letters if d.side == "target"}
+        self._ledger = {d.record_id: d.reason for d in letters if d.side == "target"}
         self._queued |= {record_id for side, record_id in self._pending if side == "target"}
         # Target records whose create in the source failed or was cut short: read again by id.
         self._queued_targets = {d.record_id for d in letters if d.side == "source"}
         self._queued_targets |= {record_id for side, record_id in self._pending if side == "source"}
         self._guard = self._read_guard()  # before any write of this run: plan and apply measure alike
         self._has_retired = self.store.count_retired(self.name) > 0
+        if self.only_ids is not None:
+            yield from map(self._stamped, self._planned_by_id())
+            return  # not a complete scan: the scan stays incomplete, so no cursor moves and nothing is settled
         self._scan_target()
         handled: set[str] = set()
         for action in chain(self._scan_source(handled), self._retries(handled), self._target_only_changes(),
                             self._creates_back(), self._guarded_deletes()):
-            # The executor clears a dead letter only where there is one, and reuses a create's earlier
-            # idempotency key without asking the store again: statements saved per record.
-            action.queued = action.source_id in self._queued or (
-                action.kind == "create" and action.side == "source" and action.target_id in self._queued_targets)
-            if action.kind == "create":
-                other_id = action.source_id if action.side == "target" else action.target_id
-                action.idempotency_key = self._pending.get((action.side, other_id or ""))
-            yield action
+            yield self._stamped(action)
         if self.scan.full_source and not self.scan.deletes and not self.plan_only:
             self._find_retired_with_partner_gone()
         self.scan.complete = True
+
+    def _stamped(self, action: Action) -> Action:
+        action = self._refused(action) or action
+        self._note_planned(action)
+        # The executor clears a dead letter only where there is one, and reuses a create's earlier
+        # idempotency key without asking the store again: statements saved per record.
+        action.queued = action.source_id in self._queued or (
+            action.kind == "create" and action.side == "source" and action.target_id in self._queued_targets)
+        if action.kind == "create":
+            other_id = action.source_id if action.side == "target" else action.target_id
+            action.idempotency_key = self._pending.get((action.side, other_id or ""))
+        return action
 
     # -- target side ------------------------------------------------------------------------------------
 
@@ -241,7 +260,7 @@ class DataflowPlanner(UsesContext):
     def _plan_source_record(self, record: dict[str, Any], modified: str, link: Link | None) -> Iterator[Action]:
         source_id = self._source_id(record)
         try:
-            values = self.mapper.project_source(record, self.links)
+            values, note = self._project_source(record, link)
         except UnresolvedReference as exc:
             yield Action("defer", self.name, source_id, link.target_id if link else None, label=self._label(record),
                          reason=f"waits for {exc.dataflow} {exc.record_id} to be linked ({exc.prop})")
@@ -250,10 +269,68 @@ class DataflowPlanner(UsesContext):
             yield self._fail(source_id, link.target_id if link else None, f"cannot map it: {exc}", None,
                              label=self._label(record))
             return
+        for action in self._planned_source_record(source_id, record, modified, link, values):
+            yield self._noted(action, note)
+
+    def _project_source(self, record: dict[str, Any], link: Link | None) -> tuple[dict[str, Any], str]:
+        """The record's canonical values, and a note when a reference row's record is gone and the row's
+        `on_missing` settled it. A reference not linked *yet* raises UnresolvedReference: the record waits."""
+        settled: dict[str, Any] = {}
+        notes: list[str] = []
+        while True:
+            try:
+                return self.mapper.project_source(record, self.links, settled), "; ".join(notes)
+            except UnresolvedReference as exc:
+                row = exc.row
+                known = link is not None and link.source_values.get(row.target) is not None if row else False
+                if row is None or row.on_missing == "wait" or row.target in settled \
+                        or not self._reference_gone(row.dataflow or "", exc.record_id, known=known):
+                    raise
+                kept = row.on_missing == "keep"
+                # keep: the last-synced value, so the source side looks unchanged and the target's value stays
+                settled[row.target] = link.source_values.get(row.target) if kept and link else None
+                notes.append(f"{row.dataflow} {exc.record_id} ({row.source}) is gone or unlinked: {row.target} "
+                             f"{'kept as it is' if kept else 'set to null'} (on_missing: {row.on_missing})")
+
+    def _reference_gone(self, dataflow: str, source_id: str, *, known: bool) -> bool:
+        """Whether a referenced record with no link is gone or unlinked, rather than not linked *yet*: its
+        dataflow unlinked it because its partner was deleted; or it was linked once (its dataflow retired the
+        link, or this pair synced a value for the row: `known`) and no longer exists (read by id)."""
+        key = (dataflow, source_id)
+        if key not in self._references_gone:
+            retired = self.store.retired_by_source(dataflow, [source_id])
+            gone = retired[0].gone if retired else None
+            exists = None if gone == "target" else self._referenced_exists(dataflow, source_id)
+            self._references_gone[key] = (gone, exists)
+        gone, exists = self._references_gone[key]
+        if gone == "target":
+            return True
+        # Unreadable from here (another system): gone if its dataflow saw it disappear.
+        return (exists is False and (gone is not None or known)) or (exists is None and gone is not None)
+
+    def _referenced_exists(self, dataflow: str, source_id: str) -> bool | None:
+        side = self.spec.referenced_sources.get(dataflow)
+        if side is None or side.connection != self.spec.source.connection:
+            return None  # another system: not read from here
+        try:
+            return self.source.read(side.entity, source_id) is not None
+        except ConnectorError:
+            return None
+
+    def _noted(self, action: Action, note: str) -> Action:
+        """A record synced with a reference settled by `on_missing`: the ledger says why, once."""
+        if note and action.source_id and action.kind not in {"fail", "defer", "ambiguous"}:
+            action.note = note
+            action.noted = self._ledger.get(action.source_id) == note
+        return action
+
+    def _planned_source_record(self, source_id: str, record: dict[str, Any], modified: str, link: Link | None,
+                               values: dict[str, Any]) -> Iterator[Action]:
         if link is None:
             yield from self._plan_unlinked(source_id, record, modified, values)
             return
         if source_id in self._target_gone:
+            self._survivors[source_id] = (record, modified)  # for policy recreate
             return  # its partner was deleted: the delete policy decides, an update would only fail
         seen = self.scan.target_changed.pop(link.target_id, None)
         if seen is None and (link.state == "conflict" or source_id in self._queued):
@@ -309,6 +386,8 @@ class DataflowPlanner(UsesContext):
             if came_back is not None:
                 yield came_back
                 return
+            if self._kept_apart(entry):
+                return  # its partner was deleted under `unlink`: no new partner until someone relinks it
         if ("target", source_id) not in self._pending and self.spec.match:
             candidates, keys = self._match(values)
             problem = self._ambiguity(candidates, keys)
@@ -321,10 +400,9 @@ class DataflowPlanner(UsesContext):
                 return
         if self.spec.create not in {"target", "both"}:
             return
-        if self.plan_only:
-            self.links.planned[(self.name, source_id)] = f"(new: {source_id})"
         yield Action("create", self.name, source_id, None, side="target", label=label,
-                     target_changes={p: (None, v) for p, v in values.items() if v is not None},
+                     target_changes={p: (None, v) for p, v in self.mapper.create_values(values).items()
+                                     if v is not None},
                      source_record=record, source_values=values, source_modified=modified)
 
     def _ambiguity(self, candidates: list[str], keys: list[str]) -> str:
@@ -350,8 +428,6 @@ class DataflowPlanner(UsesContext):
         action = self._pair_action(link, result, source_record=record, source_values=values,
                                    target_record=target_record, target_values=target_values, source_modified=modified)
         action.kind = "link"
-        if self.plan_only:
-            self.links.planned[(self.name, source_id)] = target_id
         return action
 
     def _match(self, values: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -368,7 +444,8 @@ class DataflowPlanner(UsesContext):
     def _build_match_index(self) -> dict[tuple[str, ...], dict[tuple[Any, ...], list[str]]]:
         if self._match_index is None:
             self._match_index = {tuple(keys): {} for keys in self.spec.match}
-            for target_id, record in self.scan.unlinked_targets.items():
+            # A candidate of another dataflow over the same entity is never matched, even with equal keys.
+            for target_id, record in self.rules.linkable(self.scan.unlinked_targets).items():
                 try:
                     values = self.mapper.project_target(record)
                 except MappingError:
@@ -389,9 +466,12 @@ class DataflowPlanner(UsesContext):
             if came_back is not None:
                 yield came_back
                 continue
+            values = self.mapper.project_target(record)
             yield Action("create", self.name, None, target_id, side="source",
                          label=str(get_path(record, split(self.spec.rows[0].target)) or ""),
-                         target_record=record, target_values=self.mapper.project_target(record))
+                         source_changes={p: (None, v) for p, v in self.mapper.create_values(values, "source").items()
+                                         if v is not None},
+                         target_record=record, target_values=values)
 
     def _reread_queued_targets(self) -> None:
         for target_id in sorted(self._queued_targets - set(self.scan.unlinked_targets)):
@@ -455,6 +535,11 @@ class DataflowPlanner(UsesContext):
         reason = f"gone from the {gone}"
         if policy == "propagate":
             reason += f"; {entity} records cannot be deleted through the API, so the link is only removed"
+        elif policy == "recreate" and self._recreates(gone):
+            reason += f"; created again from {self.spec.source.entity} {link.source_id}"
+        elif policy == "recreate" and gone == "target":
+            reason += (f"; not created again (deletes.policy recreate makes a new {self.spec.target.entity} for a "
+                       f"deleted one, and this dataflow's create is {self.spec.create!r})")
         return [Action("unlink", self.name, link.source_id, link.target_id, side=other, link=link, reason=reason)]
 
     def _guarded_deletes(self) -> Iterator[Action]:
@@ -469,6 +554,30 @@ class DataflowPlanner(UsesContext):
             yield Action("guard", self.name, reason=self._guard_message(guard, len(deletes)))
             return
         yield from deletes
+        yield from self._recreated(deletes)
+
+    def _recreates(self, gone: str) -> bool:
+        return self.spec.delete_policy == "recreate" and gone == "target" and self.spec.create in {"target", "both"}
+
+    def _recreated(self, deletes: list[Action]) -> Iterator[Action]:
+        """Policy recreate: each deleted target record made again from its source record, in the run the
+        deletion is seen, after the unlink (and through the usual crash-safe create)."""
+        for unlink in deletes:
+            if unlink.kind != "unlink" or unlink.side != "source" or not self._recreates("target"):
+                continue
+            source_id = unlink.source_id or ""
+            listed = self._survivors.get(source_id)
+            try:
+                record = listed[0] if listed else self.source.read(self.spec.source.entity, source_id)
+            except ConnectorError as exc:
+                yield self._fail(source_id, None, f"could not read it to create its {self.spec.target.entity} "
+                                 f"again: {exc}", exc.status)
+                continue
+            if record is None:
+                continue  # gone as well: nothing to create from
+            modified = listed[1] if listed else modified_of(self.spec.source_schema, record) or ""
+            self._retired_resolved.add(source_id)  # its retired link is this run's unlink, not a record back
+            yield from self._plan_source_record(record, modified, None)
 
     def _guard_message(self, guard: GuardState, now: int) -> str:
         total, removed = guard.links, guard.earlier + now
@@ -519,7 +628,16 @@ class DataflowPlanner(UsesContext):
                 counted_from = guard.baseline.confirmed_at
             # Only entries the guard no longer counts expire, so the guard's count never falls by age.
             expired = (datetime.now(UTC) - RETIRED_RETENTION).isoformat(timespec="microseconds")
-            self.store.drop_retired_before(self.name, min(counted_from, expired))
+            stamp = min(counted_from, expired)
+            kept_apart = self._kept_apart_before(stamp)
+            self.store.drop_retired_before(self.name, stamp)
+            for entry in kept_apart:  # the memory that keeps a pair apart does not expire
+                self.store.retire_link(entry)
+
+    def _kept_apart_before(self, stamp: str) -> list[RetiredLink]:
+        if self.spec.delete_policy != "unlink" or not self._has_retired:
+            return []
+        return [e for e in self.store.iter_retired(self.name) if e.retired_at < stamp and self._kept_apart(e)]
 
     # -- records that come back -------------------------------------------------------------------------
 
@@ -564,12 +682,17 @@ class DataflowPlanner(UsesContext):
                 # Creating instead could make a duplicate: try again next run.
                 return self._fail(entry.source_id, target_id, f"could not read its former partner {entity} "
                                   f"{target_id}: {exc}", exc.status, label=self._label(record))
-            if partner is not None and not self.mapper.owns_target(partner):
-                partner = None
+        if partner is not None and self.rules.refusal(target_id, partner):
+            partner = None  # no longer this dataflow's record (or linked in another dataflow): never taken
         if partner is None:
-            self._gone(entry)
+            if not self._kept_apart(entry):
+                self._gone(entry)
             return None
         return self._relink(entry, record, modified, values, partner)
+
+    def _kept_apart(self, entry: RetiredLink) -> bool:
+        """Policy unlink: a source record whose target was deleted gets no new partner, on no later run."""
+        return self.spec.delete_policy == "unlink" and entry.gone == "target"
 
     def _relink_target(self, target_id: str, record: dict[str, Any]) -> Action | None:
         """The same for an unlinked target record of a dataflow that creates back."""
@@ -578,7 +701,7 @@ class DataflowPlanner(UsesContext):
             return None
         entry, entity = listed[0], self.spec.source.entity
         self._retired_resolved.add(entry.source_id)
-        if self.store.link_by_source(self.name, entry.source_id) is not None:
+        if self.store.link_by_source(self.name, entry.source_id) is not None or self.rules.refusal(target_id, record):
             self._gone(entry)
             return None
         try:
@@ -622,8 +745,6 @@ class DataflowPlanner(UsesContext):
                                    target_record=target_record, target_values=target_values,
                                    source_modified=source_modified)
         action.kind = "relink"
-        if self.plan_only:
-            self.links.planned[(self.name, link.source_id)] = link.target_id
         return action
 
     def _find_retired_with_partner_gone(self) -> None:
@@ -642,6 +763,122 @@ class DataflowPlanner(UsesContext):
                 continue  # unknown: kept for another scan
             if partner is None:
                 self._gone(entry)
+
+    # -- one record at a time (plan --id, apply --id, apply --plan) -------------------------------------
+
+    def _planned_by_id(self) -> Iterator[Action]:
+        """Just the records named by `only_ids` (a source or a target id each), read by id and planned as a
+        full run would plan them; no other record is read, and no cursor moves."""
+        wanted = set(self.only_ids or [])
+        self._queued_targets &= wanted  # _creates_back reads queued target records again: only these
+        planned: set[str] = set()  # source ids, so a pair named by both its ids is planned once
+        back: dict[str, dict[str, Any]] = {}  # unlinked target records named: created back, if the mapping asks
+        for record_id in dict.fromkeys(self.only_ids or []):
+            try:
+                yield from self._plan_by_id(record_id, planned, back)
+            except ConnectorError as exc:
+                yield self._fail(record_id, None, f"could not read it: {exc}", exc.status)
+        self.scan.unlinked_targets = {i: r for i, r in back.items() if i not in self._claimed}
+        self._note_retired_targets([Change(i, modified_of(self.spec.target_schema, r) or "", r)
+                                    for i, r in self.scan.unlinked_targets.items()])
+        yield from self._creates_back()
+        yield from self._guarded_deletes()
+
+    def _plan_by_id(self, record_id: str, planned: set[str], back: dict[str, dict[str, Any]]) -> Iterator[Action]:
+        link = self.store.link_by_source(self.name, record_id) or self.store.link_by_target(self.name, record_id)
+        if link is not None:
+            if link.source_id not in planned:
+                planned.add(link.source_id)
+                yield from self._plan_linked_by_id(link)
+            return
+        source = self.source.read(self.spec.source.entity, record_id)
+        if source is not None:
+            if record_id not in planned:
+                planned.add(record_id)
+                if self.spec.match and not self.scan.unlinked_targets:
+                    self._list_unlinked_targets()  # match candidates: only a listing finds them
+                yield from self._plan_source_record(source, modified_of(self.spec.source_schema, source) or "", None)
+            return
+        target = self.target.read(self.spec.target.entity, record_id)
+        if target is not None and self.mapper.owns_target(target):
+            back[record_id] = target
+            return
+        yield Action("missing", self.name, reason=f"{record_id}: not found on either side (neither a "
+                     f"{self.spec.source.label} nor a {self.spec.target.label} of this dataflow)")
+
+    def _plan_linked_by_id(self, link: Link) -> Iterator[Action]:
+        """Both records of a pair read now: merged three-way, or the delete policy when one is gone."""
+        source = self.source.read(self.spec.source.entity, link.source_id)
+        target = self.target.read(self.spec.target.entity, link.target_id)
+        if target is None or source is None:
+            for action in self._deletion(link, gone="target" if target is None else "source"):
+                # What was read of the side that is left: a saved plan compares its change marker.
+                action.source_record, action.target_record = source, target
+                action.source_modified = modified_of(self.spec.source_schema, source)
+                self.scan.deletes.append(action)
+            return
+        target_modified = modified_of(self.spec.target_schema, target) or ""
+        self.scan.target_changed[link.target_id] = TargetSeen(target, target_modified)
+        yield from self._plan_source_record(source, modified_of(self.spec.source_schema, source) or "", link)
+
+    def _list_unlinked_targets(self) -> None:
+        for chunk in chunked(self.target.list_changes(self.spec.target.entity, None), CHUNK):
+            linked = {link.target_id for link in self.store.get_links(self.name, target_ids=[c.id for c in chunk])}
+            for change in chunk:
+                if change.record is not None and not change.deleted and change.id not in linked \
+                        and self.mapper.owns_target(change.record):
+                    self.scan.unlinked_targets[change.id] = change.record
+
+    # -- what the other system would refuse, and what the plan would leave linked ----------------------
+
+    def _refused(self, action: Action) -> Action | None:
+        """A write whose body the receiving system would refuse (its entity schema says so), as a failed
+        record; or the record waiting, when a value flowing back names a record not linked yet. None: the
+        write goes ahead. Plan and apply both pass here, so they fail the same records alike."""
+        if not action.writes or action.kind == "delete":
+            return None
+        try:
+            problem = self._write_problem(action)
+        except UnresolvedReference as exc:
+            return Action("defer", self.name, action.source_id, action.target_id, side=action.side, label=action.label,
+                          reason=f"waits for {exc.dataflow} {exc.record_id} to be linked ({exc.prop})")
+        except MappingError as exc:
+            problem = f"cannot map it back: {exc}"
+        if problem is None:
+            return None
+        # Nothing of it is written (no change carried): it goes to the ledger and is read again next run.
+        return Action("fail", self.name, action.source_id, action.target_id, side=action.side, label=action.label,
+                      reason=problem)
+
+    def _write_problem(self, action: Action) -> str | None:
+        """Checks the bodies the executor will send (built by the same mapper functions)."""
+        mapper = self.mapper
+        if action.kind == "create" and action.side == "target":
+            return mapper.target_check.create_problem(mapper.create_body(action.source_values))
+        if action.kind == "create":
+            return mapper.source_check.create_problem(mapper.create_back_body(action.target_record or {}, self.links))
+        problems = []
+        if action.target_changes:
+            patch = mapper.target_patch({p: new for p, (_, new) in action.target_changes.items()}, None)
+            problems.append(mapper.target_check.change_problem(patch))
+        if action.source_changes and action.target_record is not None:
+            body = mapper.source_changes(action.target_record, set(action.source_changes), self.links)
+            problems.append(mapper.source_check.change_problem(body))
+        return "; ".join(p for p in problems if p) or None
+
+    def _note_planned(self, action: Action) -> None:
+        """plan only: the links this action would make or remove, for the references of later dataflows
+        (apply learns and forgets them as it performs each action)."""
+        overlay = self.links
+        if not isinstance(overlay, PlannedLinks):
+            return
+        source_id, target_id = action.source_id or "", action.target_id or ""
+        if action.kind == "create":
+            overlay.would_make(self.name, source_id or f"(new: {target_id})", target_id or f"(new: {source_id})")
+        elif action.kind in {"link", "relink"}:
+            overlay.would_make(self.name, source_id, target_id)
+        elif action.kind in {"unlink", "delete"}:
+            overlay.would_remove(self.name, source_id, target_id)
 
     # -- helpers ----------------------------------------------------------------------------------------
 

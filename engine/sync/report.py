@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mapsync.state.base import Conflict
+
 COUNT_KEYS = ("created", "updated", "deleted", "unchanged", "conflicts", "failed", "deferred", "linked",
-              "unlinked")
+              "unlinked", "stale")
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Counts:
     deferred: int = 0
     linked: int = 0
     unlinked: int = 0
+    stale: int = 0  # apply --plan: records changed since the plan was made, not written
 
     def add(self, other: Counts) -> None:
         for key in COUNT_KEYS:
@@ -31,7 +35,7 @@ class Counts:
     @property
     def records(self) -> int:
         return self.created + self.updated + self.deleted + self.unchanged + self.failed + self.deferred \
-            + self.linked + self.unlinked
+            + self.linked + self.unlinked + self.stale
 
     @property
     def writes_pending(self) -> int:
@@ -44,12 +48,39 @@ class DataflowReport:
     counts: Counts = field(default_factory=Counts)
     errors: list[str] = field(default_factory=list)
     aborted: bool = False  # the dataflow could not be read or planned at all
+    # Manual conflicts waiting for a person after the run (new or not), and the first of them in full.
+    conflicts_waiting: int = 0
+    waiting: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         if self.aborted:
             return "failed"
-        return "partial" if self.counts.failed or self.counts.deferred or self.errors else "ok"
+        if self.counts.failed or self.counts.deferred or self.counts.stale or self.errors:
+            return "partial"
+        return "conflicts" if self.conflicts_waiting else "ok"
+
+    def note_waiting(self, conflicts: Iterable[Conflict]) -> None:
+        self.waiting.clear()
+        self.conflicts_waiting = 0
+        for conflict in conflicts:
+            self.conflicts_waiting += 1
+            if len(self.waiting) < WAITING_LISTED:
+                self.waiting.append(conflict_row(conflict))
+
+
+# At most this many waiting conflicts per dataflow are listed in full (all are counted).
+WAITING_LISTED = 100
+# A run's status, worst first: `conflicts` is a run that synced everything but leaves manual conflicts
+# waiting for a person; apply still exits 0 for it.
+SUCCEEDED = frozenset({"ok", "conflicts"})
+
+
+def conflict_row(conflict: Conflict) -> dict[str, Any]:
+    """A waiting manual conflict as the JSON report and `links conflicts --json` give it."""
+    return {"dataflow": conflict.dataflow, "source_id": conflict.source_id, "target_id": conflict.target_id,
+            "property": conflict.prop, "base": conflict.base, "source_value": conflict.source_value,
+            "target_value": conflict.target_value, "since": conflict.detected_at}
 
 
 @dataclass
@@ -59,6 +90,7 @@ class Report:
     dataflows: dict[str, DataflowReport] = field(default_factory=dict)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # run-level: lock, connections
+    max_delete_share: float | None = None  # apply --max-delete-share, for this run (None: each mapping's)
 
     def dataflow(self, name: str) -> DataflowReport:
         return self.dataflows.setdefault(name, DataflowReport(name))
@@ -77,9 +109,18 @@ class Report:
             return "failed"
         if states and states == {"failed"}:
             return "failed"
-        if self.errors or states - {"ok"}:
+        if self.errors or states - SUCCEEDED:
             return "partial"
-        return "ok"
+        return "conflicts" if "conflicts" in states else "ok"
+
+    @property
+    def succeeded(self) -> bool:
+        """Everything synced (manual conflicts may wait): apply exits 0."""
+        return self.status in SUCCEEDED
+
+    @property
+    def conflicts_waiting(self) -> int:
+        return sum(r.conflicts_waiting for r in self.dataflows.values())
 
     @property
     def duration(self) -> float:
@@ -92,9 +133,13 @@ class Report:
             "started_at": self.started_at.isoformat(),
             "finished_at": (self.finished_at or datetime.now(UTC)).isoformat(),
             "duration_seconds": round(self.duration, 3),
-            "dataflows": {name: {**asdict(r.counts), "status": r.status, "errors": r.errors}
+            "max_delete_share": self.max_delete_share,
+            "dataflows": {name: {**asdict(r.counts), "status": r.status, "conflicts_waiting": r.conflicts_waiting,
+                                 "errors": r.errors}
                           for name, r in self.dataflows.items()},
             "total": asdict(self.total),
+            "conflicts_waiting": self.conflicts_waiting,
+            "waiting_conflicts": [c for r in self.dataflows.values() for c in r.waiting],
             "requests": self.requests,
             "errors": self.errors,
         }

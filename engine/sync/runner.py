@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mapsync.connectors import create_connector
 from mapsync.connectors._common import HttpBackedConnector
@@ -21,17 +21,31 @@ from mapsync.state.base import RunLock, StateStore
 from mapsync.sync.actions import Action
 from mapsync.sync.context import DataflowContext
 from mapsync.sync.executor import Executor, Outcome
-from mapsync.sync.lookup import StoreLinks
+from mapsync.sync.link_rules import LinkRules, rivals_of
+from mapsync.sync.lookup import PlannedLinks, StoreLinks
 from mapsync.sync.planner import DataflowPlanner
 from mapsync.sync.report import Counts, Report
 
 ProgressHook = Callable[[str, Action], None]
+# Kinds reported as a failed record, each with its own error line.
+FAILED_KINDS = frozenset({"fail", "ambiguous", "guard", "missing"})
 
 
-def count(counts: Counts, action: Action) -> None:
-    """Add one finished (or, for a plan, planned) action to the counts."""
+class ActionScreen(Protocol):
+    """What `apply --plan` puts between the planner and the executor (see sync/saved_plan.py)."""
+
+    def check(self, store: StateStore) -> None:
+        """Before anything is read or written, under the run's locks: refuse the run by raising."""
+
+    def screen(self, spec: DataflowSpec, actions: Iterator[Action]) -> Iterator[Action]:
+        """The actions to perform: planned ones let through, the others turned into `stale` ones."""
+
+
+def count(counts: Counts, action: Action, new_conflicts: int | None = None) -> None:
+    """Add one finished (or, for a plan, planned) action to the counts; `new_conflicts`: of its conflicts,
+    those not already waiting (a manual conflict is counted once, when first detected)."""
     kind = action.kind
-    counts.conflicts += len(action.conflicts)
+    counts.conflicts += len(action.conflicts) if new_conflicts is None else new_conflicts
     if kind == "create":
         counts.created += 1
     elif kind == "update":
@@ -44,8 +58,10 @@ def count(counts: Counts, action: Action) -> None:
         counts.unlinked += 1
     elif kind == "defer":
         counts.deferred += 1
-    elif kind in {"fail", "ambiguous", "guard"}:
+    elif kind in FAILED_KINDS:
         counts.failed += 1
+    elif kind == "stale":
+        counts.stale += 1
     elif kind in {"unchanged", "refresh", "conflict"}:
         counts.unchanged += 1
 
@@ -62,7 +78,8 @@ class SyncRun:
 
     def __init__(self, workspace: Workspace, *, dataflows: list[str] | None = None, full: bool = False,
                  store: StateStore | None = None, connectors: dict[str, Connector] | None = None,
-                 max_delete_share: float | None = None) -> None:
+                 max_delete_share: float | None = None, only_ids: dict[str, list[str]] | None = None,
+                 screen: ActionScreen | None = None) -> None:
         unknown = sorted(set(dataflows or []) - set(workspace.dataflows))
         if unknown:
             raise PlanError(f"unknown dataflow {', '.join(unknown)} (known: {', '.join(workspace.dataflows)})")
@@ -75,6 +92,8 @@ class SyncRun:
         self.connectors: dict[str, Connector] = dict(connectors or {})
         self.mappers = {spec.name: Mapper(spec) for spec in self.specs}
         self.deadline: RunDeadline | None = None  # apply's --max-duration
+        self.only_ids = only_ids  # --id / a saved plan: per dataflow, just these records (no cursor moves)
+        self.screen = screen  # a saved plan: performs its own actions only
 
     def __enter__(self) -> SyncRun:
         if self._store is None:
@@ -102,7 +121,15 @@ class SyncRun:
 
     def _planner(self, spec: DataflowSpec, links: StoreLinks, *, plan_only: bool) -> DataflowPlanner:
         return DataflowPlanner(self._context(spec, links), full=self.full, plan_only=plan_only,
-                               max_delete_share=self.max_delete_share)
+                               max_delete_share=self.max_delete_share,
+                               only_ids=None if self.only_ids is None else self.only_ids.get(spec.name, []),
+                               rivals=rivals_of(self.workspace.dataflows.values(), spec))
+
+    def link_rules(self, name: str) -> LinkRules:
+        """What may be linked in dataflow `name`, read through this run's connectors and store."""
+        spec = self.workspace.dataflows[name]
+        return LinkRules(self._context(spec, StoreLinks(self.store)),
+                         rivals_of(self.workspace.dataflows.values(), spec))
 
     # -- plan -----------------------------------------------------------------------------------------
 
@@ -112,7 +139,7 @@ class SyncRun:
         Each action that would change something goes to `on_action` as it is planned (streamed: an
         initial sync's plan is long, and nothing of it is kept here); a dataflow is yielded when done.
         """
-        links = StoreLinks(self.store)
+        links = PlannedLinks(self.store)  # the links as this plan's earlier actions would leave them
         for spec in self.specs:
             planned = PlannedDataflow(spec)
             try:
@@ -128,16 +155,19 @@ class SyncRun:
 
     def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None,
               max_duration: float | None = None) -> Report:
-        report = Report()
+        report = Report(max_delete_share=self.max_delete_share)
         self._set_deadline(None if max_duration is None else RunDeadline(max_duration))
         try:
             with self._dataflow_locks(lock_wait) as locks:
                 links = StoreLinks(self.store)
+                if self.screen is not None:
+                    self.screen.check(self.store)
                 for spec in self.specs:
                     if self.deadline is not None and self.deadline.expired():
                         _not_run(report, spec, self.deadline)
                         continue
                     self._apply_dataflow(spec, links, report, progress, locks[spec.name])
+                    report.dataflow(spec.name).note_waiting(self.store.iter_conflicts(spec.name))
         except LockHeldError as exc:
             # Reported like any failure, so the JSON report a scheduler watches says why nothing ran.
             report.errors.append(f"{exc} (use --wait SECONDS to wait for it)")
@@ -171,8 +201,8 @@ class SyncRun:
 
         def on_outcome(outcome: Outcome) -> None:
             action = outcome.action
-            count(result.counts, action)
-            if action.kind in {"fail", "ambiguous", "guard"} and len(result.errors) < 100:
+            count(result.counts, action, outcome.new_conflicts)
+            if action.kind in FAILED_KINDS | {"stale"} and len(result.errors) < 100:
                 result.errors.append(_error_line(spec, action))
             if progress is not None:
                 progress(spec.name, action)
@@ -181,8 +211,9 @@ class SyncRun:
                       for side in (spec.source, spec.target))
         executor = Executor(planner.ctx, workers=workers, on_outcome=on_outcome, fence=lock.check,
                             deadline=self.deadline)
+        actions = planner.actions()
         try:
-            executor.run(planner.actions())
+            executor.run(actions if self.screen is None else self.screen.screen(spec, actions))
         except LockLostError:
             result.aborted = True
             raise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mapsync.docs import data_type, render, write_docs
+from mapsync.docs import data_type, direction, render, write_docs
 from mapsync.spec.loader import load_workspace
 from mapsync.spec.model import Workspace
 
@@ -78,17 +78,19 @@ def test_each_section_has_a_table_with_one_row_per_property(document: str, works
     for (heading, name), table in zip(SECTIONS.items(), tables, strict=True):
         spec = workspace.dataflows[name]
         source, target = heading.split(" to ")
-        assert table[0] == [f"{source} Property", f"{target} Property", "Custompms Data Type"]
-        assert table[1:] == [[row.source, row.target, data_type(row, workspace)] for row in spec.rows]
+        assert table[0] == [f"{source} Property", f"{target} Property", "Custompms Data Type", "Direction"]
+        assert table[1:] == [[row.source, row.target, data_type(row, workspace), direction(row, spec)]
+                             for row in spec.rows]
 
 
 def test_the_tables_say_what_the_contract_says(document: str) -> None:
     kunde = list_tables(document)[1]
-    assert ["Leveringsadresse2", "delivery_address.line2", "string"] in kunde
+    assert ["Leveringsadresse2", "delivery_address.line2", "string", "both ways"] in kunde
     prosjekt = list_tables(document)[2]
-    assert ["KundeId", "customer_id", "reference to the Customer linked to that Kunde"] in prosjekt
-    assert ["AvdelingId", "department_id", "reference to the Customer linked to that Avdeling"] in prosjekt
-    assert ["StartDato", "start_date", "date"] in prosjekt
+    assert ["KundeId", "customer_id", "reference to the Customer linked to that Kunde", "both ways"] in prosjekt
+    assert ["AvdelingId", "department_id", "reference to the Customer linked to that Avdeling",
+            "both ways"] in prosjekt
+    assert ["StartDato", "start_date", "date", "both ways"] in prosjekt
 
 
 def test_the_seeds_confidentiality_wording_is_absent(document: str) -> None:
