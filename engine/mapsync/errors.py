@@ -10,7 +10,7 @@
     │   ├── NotFoundError             404
     │   ├── ConflictError             409: the record exists already
     │   ├── PreconditionFailedError   412: the record changed since it was read
-    │   ├── ValidationError           400/422: the server refused the body; field errors attached
+    │   ├── RefusedError              400/422: the server refused the body; field errors attached
     │   ├── RateLimitError            429 (after retries)
     │   ├── ServerError               5xx (after retries)
     │   └── PagingError               the server sent the same page twice, or a malformed page
@@ -69,9 +69,7 @@ class SpecErrors(SpecError):
 
     def __init__(self, errors: Iterable[SpecError]) -> None:
         self.errors = sorted(errors, key=SpecError.sort_key)
-        MapsyncError.__init__(self, "\n".join(str(e) for e in self.errors))
-        self.message = str(self)
-        self.location = None
+        super().__init__("\n".join(str(e) for e in self.errors))
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
@@ -97,8 +95,6 @@ class FieldError:
 
 class ConnectorError(MapsyncError):
     """A request to a system failed. Carries method, URL path and status; never headers or secrets."""
-
-    retryable = False
 
     def __init__(
         self,
@@ -134,7 +130,7 @@ class ConnectorError(MapsyncError):
 
 
 class TransportError(ConnectorError):
-    retryable = True
+    pass
 
 
 class AuthError(ConnectorError):
@@ -153,16 +149,16 @@ class PreconditionFailedError(ConnectorError):
     pass
 
 
-class ValidationError(ConnectorError):
+class RefusedError(ConnectorError):
     pass
 
 
 class RateLimitError(ConnectorError):
-    retryable = True
+    pass
 
 
 class ServerError(ConnectorError):
-    retryable = True
+    pass
 
 
 class PagingError(ConnectorError):
@@ -201,10 +197,10 @@ __all__ = [
     "PlanError",
     "PreconditionFailedError",
     "RateLimitError",
+    "RefusedError",
     "ServerError",
     "SpecError",
     "SpecErrors",
     "StateError",
     "TransportError",
-    "ValidationError",
 ]

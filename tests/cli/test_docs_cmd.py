@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from spec.corpus_cases import materialize
 
 from mapsync.cli._app import _register_commands, cli
 
@@ -55,8 +56,7 @@ def test_docs_default_folder_is_beside_the_config(tmp_path: Path, monkeypatch: p
 
 
 def test_docs_of_an_invalid_workspace_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    case = REPO / "tests" / "spec" / "corpus" / "unknown-source-property"
-    monkeypatch.chdir(case)
+    monkeypatch.chdir(materialize("unknown-source-property", tmp_path).parent)
     result = run("--config", "mapsync.yaml", "docs", "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert result.stderr.startswith("mappings/kunde-customer.yaml:16: properties[0].source: Tidsbanken Kunde has no "

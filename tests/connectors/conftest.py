@@ -1,4 +1,6 @@
-"""Connectors pointed at a started Sandbox (the sandboxes come from the suite-wide fixtures)."""
+"""Connectors pointed at the emulators in process: each connector's httpx client talks to its emulator
+through `transport()` (an `httpx.MockTransport`), so these tests open no socket. The socket server is
+tested in tests/sandbox and end to end in tests/sync."""
 
 from __future__ import annotations
 
@@ -11,6 +13,17 @@ from mapsync.connectors import create_connector
 from mapsync.connectors.base import Connector
 from mapsync.sandbox import Sandbox
 
+# Never dialled: every request goes through the emulator's transport.
+IN_PROCESS_URL = "http://127.0.0.1"
+
+
+@pytest.fixture
+def make_sandbox() -> Callable[..., Sandbox]:
+    """make_sandbox(**Sandbox kwargs) -> a Sandbox whose emulators are served in process, not started.
+
+    Overrides the suite-wide fixture, so `sandbox` and `empty_sandbox` are in process here too."""
+    return Sandbox
+
 
 @pytest.fixture
 def connect_to() -> Iterator[Callable[..., Connector]]:
@@ -19,15 +32,17 @@ def connect_to() -> Iterator[Callable[..., Connector]]:
 
     def connect(sandbox: Sandbox, system: str, **settings: Any) -> Connector:
         if system == "tidsbanken":
+            emulator: Any = sandbox.tidsbanken
             block = {
                 "type": "tidsbanken",
-                "base_url": sandbox.tidsbanken.url,
                 "api_key": sandbox.tidsbanken.api_key,
                 "subscription_key": sandbox.tidsbanken.subscription_key,
             }
         else:
-            block = {"type": "custompms", "base_url": sandbox.custompms.url, "token": sandbox.custompms.token}
-        connector = create_connector(system, {**block, **settings})
+            emulator = sandbox.custompms
+            block = {"type": "custompms", "token": sandbox.custompms.token}
+        block["base_url"] = IN_PROCESS_URL
+        connector = create_connector(system, {**block, **settings}, transport=emulator.transport())
         made.append(connector)
         return connector
 

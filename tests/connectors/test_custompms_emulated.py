@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mapsync.errors import AuthError, PreconditionFailedError, ValidationError
+from mapsync.errors import AuthError, PreconditionFailedError, RefusedError
 from mapsync.sandbox import Faults
 
 
@@ -71,7 +71,7 @@ def test_stale_if_match_is_a_precondition_error(empty_sandbox, connect_to) -> No
 
 def test_422_carries_the_servers_field_errors(empty_sandbox, connect_to) -> None:
     pms = connect_to(empty_sandbox, "custompms")
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(RefusedError) as info:
         pms.create("Customer", {"name": 42, "colour": "red"}, idempotency_key="k")
     fields = {error.field for error in info.value.field_errors}
     assert {"name", "colour"} <= fields

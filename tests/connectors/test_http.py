@@ -34,9 +34,9 @@ from mapsync.errors import (
     NotFoundError,
     PreconditionFailedError,
     RateLimitError,
+    RefusedError,
     ServerError,
     TransportError,
-    ValidationError,
 )
 from mapsync.sandbox.faults import deep_json, gzip_bomb
 
@@ -191,8 +191,8 @@ def test_auth_error_names_the_setting_and_hides_the_secret(make_client) -> None:
         (404, NotFoundError),
         (409, ConflictError),
         (412, PreconditionFailedError),
-        (400, ValidationError),
-        (422, ValidationError),
+        (400, RefusedError),
+        (422, RefusedError),
         (500, ServerError),
         (418, ConnectorError),
     ],
@@ -211,7 +211,7 @@ def test_error_mapping(make_client, status: int, error: type[ConnectorError]) ->
 def test_validation_error_carries_field_errors(make_client) -> None:
     body = {"errors": [{"field": "name", "message": "is required"}, {"field": "email", "message": "bad"}]}
     client = make_client(answers(httpx.Response(422, json=body)))
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(RefusedError) as info:
         client.request("POST", "/api/v1/customers", json={})
     assert [(f.field, f.message) for f in info.value.field_errors] == [("name", "is required"), ("email", "bad")]
     assert "name: is required" in str(info.value)
@@ -219,7 +219,7 @@ def test_validation_error_carries_field_errors(make_client) -> None:
 
 def test_plain_text_error_body_is_quoted_briefly(make_client) -> None:
     client = make_client(answers(httpx.Response(400, text="<html>" + "x" * 1000 + "</html>")))
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(RefusedError) as info:
         client.request("GET", "/x")
     assert len(str(info.value)) < 400
 
@@ -430,7 +430,7 @@ def test_json_deeper_than_records_ever_nest_is_refused_even_when_it_parses(make_
 
 def test_an_error_page_nested_too_deeply_is_still_reported(make_client) -> None:
     client = make_client(answers(httpx.Response(422, content=deep_json(100_000))))
-    with pytest.raises(ValidationError, match="the server refused the record"):
+    with pytest.raises(RefusedError, match="the server refused the record"):
         client.request("POST", "/x", json={})
 
 

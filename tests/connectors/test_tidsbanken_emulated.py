@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mapsync.errors import AuthError, ConnectorError, NotFoundError, SpecError, ValidationError
+from mapsync.errors import AuthError, ConnectorError, NotFoundError, RefusedError, SpecError
 from mapsync.sandbox import Faults, SeedSize
 
 MOMENT = datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)
@@ -125,7 +125,7 @@ def test_update_of_an_unknown_id_and_bad_bodies(empty_sandbox, connect_to) -> No
     tb = connect_to(empty_sandbox, "tidsbanken")
     with pytest.raises(NotFoundError):
         tb.update("Kunde", "nope", {"Navn": "x"}, current={"Id": "nope", "Navn": "y"})
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(RefusedError) as info:
         tb.create("Kunde", {"Navn": "x", "Ukjent": 1}, idempotency_key="K-1")
     assert info.value.status == 400 and "Ukjent" in str(info.value)
     with pytest.raises(ConnectorError, match="no delete"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mapsync.errors import ConflictError, PagingError, PreconditionFailedError, ValidationError
+from mapsync.errors import ConflictError, PagingError, PreconditionFailedError, RefusedError
 from mapsync.sandbox import Faults
 
 # With this seed the first request's answer is lost after the server stored it, and the retry is answered.
@@ -81,7 +81,7 @@ def test_ids_that_are_no_path_segment_are_refused_before_any_request(empty_sandb
         lambda: pms.delete("Project", record_id),
     ]
     for call in calls:
-        with pytest.raises(ValidationError, match=message):
+        with pytest.raises(RefusedError, match=message):
             call()
     assert empty_sandbox.tidsbanken.request_count == 0
     assert empty_sandbox.custompms.request_count == 0

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mapsync.errors import SpecErrors
-from mapsync.examples import run_examples
+from mapsync.mapping.examples import run_examples
 from mapsync.spec.loader import load_workspace
 
 REPO = Path(__file__).resolve().parents[2]

@@ -78,3 +78,40 @@ def test_empty_flag_and_bad_options(monkeypatch: pytest.MonkeyPatch) -> None:
         cli, ["sandbox", "--tidsbanken-port", "0", "--custompms-port", "0", "--rate-429", "0.7", "--rate-503", "0.7"]
     )
     assert too_many.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--count", "Kunde=7", "--count", "avdeling=1"], {"Avdeling": 1, "Kunde": 7, "Prosjekt": 500}),
+        (["--kunder", "3", "--prosjekter", "4"], {"Avdeling": 20, "Kunde": 3, "Prosjekt": 4}),
+        (["--count", "Kunde=7", "--kunder", "3"], {"Avdeling": 20, "Kunde": 3, "Prosjekt": 500}),
+    ],
+    ids=["count", "old-aliases", "alias-wins"],
+)
+def test_seed_counts_by_entity_and_their_old_aliases(monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                     expected: dict[str, int]) -> None:
+    seen: list[dict[str, int]] = []
+
+    def describe(sandbox: Sandbox) -> str:
+        seen.append({entity: len(sandbox.tidsbanken.records(entity)) for entity in expected})
+        return "ok"
+
+    monkeypatch.setattr(sandbox_cmd, "wait_for_interrupt", lambda: None)
+    monkeypatch.setattr(sandbox_cmd, "describe", describe)
+    result = CliRunner().invoke(cli, ["sandbox", "--tidsbanken-port", "0", "--custompms-port", "0", *args])
+    assert result.exit_code == 0, result.output
+    assert seen == [expected]
+
+
+@pytest.mark.parametrize("bad", ["Kunde", "Kunde=x", "Kunde=-1", "Ansatt=3"])
+def test_a_bad_count_is_a_usage_error_naming_the_option(bad: str) -> None:
+    result = CliRunner().invoke(cli, ["sandbox", "--count", bad])
+    assert result.exit_code == 2
+    assert "--count" in result.output
+
+
+def test_help_says_the_old_flags_are_aliases_for_one_release() -> None:
+    text = " ".join(CliRunner().invoke(cli, ["sandbox", "--help"]).output.split())  # unwrapped
+    assert "--count ENTITY=N" in text
+    assert text.count("kept for one release") == 3

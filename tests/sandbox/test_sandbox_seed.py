@@ -6,6 +6,8 @@ import re
 import time
 from datetime import date, datetime
 
+import pytest
+
 from mapsync.sandbox import Sandbox, SeedSize
 from mapsync.sandbox.seed import TOWNS, generate, is_valid_org_number, mod11_check_digit, oslo_midnight
 
@@ -105,3 +107,24 @@ def test_a_large_seed_is_fast() -> None:
     data = generate(SeedSize(avdelinger=20, kunder=20_000, prosjekter=5_000), 1)
     assert len(data.kunder) == 20_000
     assert time.monotonic() - started < 3.0
+
+
+def test_seed_size_is_keyed_by_entity_name_with_defaults_for_the_others() -> None:
+    size = SeedSize(counts={"Kunde": 7, "prosjekt": 2})
+    assert size.counts == {"Avdeling": 20, "Kunde": 7, "Prosjekt": 2}
+    assert size["kunde"] == 7
+    data = generate(size, 1)
+    assert (len(data.avdelinger), len(data.kunder), len(data.prosjekter)) == (20, 7, 2)
+
+
+def test_the_old_names_are_aliases_of_the_entity_counts() -> None:
+    keyed = SeedSize(counts={"Avdeling": 1, "Kunde": 2, "Prosjekt": 3})
+    assert SeedSize(1, 2, 3) == keyed == SeedSize(avdelinger=1, kunder=2, prosjekter=3)
+    assert (keyed.avdelinger, keyed.kunder, keyed.prosjekter) == (1, 2, 3)
+
+
+def test_unknown_entities_and_negative_counts_are_refused() -> None:
+    with pytest.raises(KeyError, match="Avdeling, Kunde, Prosjekt"):
+        SeedSize(counts={"Ansatt": 1})
+    with pytest.raises(ValueError, match="negative"):
+        SeedSize(counts={"Kunde": -1})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mapsync.examples import ExampleResult, run_examples
+from mapsync.mapping.examples import ExampleResult, run_examples
 from mapsync.spec.loader import load_workspace
 
 REPO = Path(__file__).parents[2]

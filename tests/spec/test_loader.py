@@ -1,18 +1,17 @@
 """load_workspace and MappingChecker: the broken-input corpus (one test id per case) and the good paths.
 
-Each folder under corpus/ is a complete small workspace with one thing broken (a few break several) and
-an expected.txt listing every problem it must report, one per line, as `file:line: fragment` (`-` for
-no line). Nothing else may be reported.
+Each case in corpus/ is a small patch against the reference workspace with one thing broken (a few break
+several) and the exact messages it must report, in order (see corpus_cases.py). Nothing else may be reported.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from spec.corpus_cases import CASE_NAMES, CorpusError, build_workspace, load_case, materialize
 
 from mapsync.errors import SpecError, SpecErrors
 from mapsync.spec._yaml import parse_document
@@ -22,78 +21,58 @@ from mapsync.spec.model import DataflowSpec, Workspace
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
-CORPUS = HERE / "corpus"
-CASES = sorted(p for p in CORPUS.iterdir() if (p / "expected.txt").is_file())
 # A fixed environment: nothing the corpus or the reference workspace reads is set, so defaults apply.
 ENV: dict[str, str] = {"MAPSYNC_UNRELATED": "1"}
 CONNECTIONS: dict[str, dict[str, Any]] = {"tidsbanken": {"type": "tidsbanken"}, "custompms": {"type": "custompms"}}
 
-_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+|-): (?P<fragment>.+)$")
 
-
-@dataclass(frozen=True)
-class Expected:
-    file: str
-    line: int | None
-    fragment: str
-
-    def matches(self, error: SpecError) -> bool:
-        loc = error.location
-        return (loc is not None and Path(loc.file) == Path(self.file) and loc.line == self.line
-                and self.fragment in error.message)
-
-    def __str__(self) -> str:
-        return f"{self.file}:{'-' if self.line is None else self.line}: {self.fragment}"
-
-
-def read_expected(case: Path) -> list[Expected]:
-    found = []
-    for text in (case / "expected.txt").read_text(encoding="utf-8").splitlines():
-        if not text.strip() or text.startswith("#"):
-            continue
-        match = _LINE.match(text)
-        assert match, f"{case.name}/expected.txt: bad line {text!r}"
-        line = None if match["line"] == "-" else int(match["line"])
-        found.append(Expected(match["file"], line, match["fragment"]))
-    return found
-
-
-def unmatched(expected: list[Expected], errors: list[SpecError]) -> tuple[list[Expected], list[SpecError]]:
-    """Pairs each expectation with one reported error; returns what is left over on both sides."""
-    left = list(errors)
-    missing = []
-    for item in expected:
-        hit = next((e for e in left if item.matches(e)), None)
-        if hit is None:
-            missing.append(item)
-        else:
-            left.remove(hit)
-    return missing, left
+def corpus_errors(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  env: dict[str, str] | None = None) -> SpecErrors:
+    config = materialize(name, tmp_path)
+    monkeypatch.chdir(config.parent)  # file names are shown relative to the current folder
+    with pytest.raises(SpecErrors) as info:
+        load_workspace(config, env=ENV if env is None else env)
+    return info.value
 
 
 def test_the_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 35
+    assert len(CASE_NAMES) >= 35
 
 
-@pytest.mark.parametrize("case", CASES, ids=[p.name for p in CASES])
-def test_corpus(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(case)  # file names are shown relative to the current folder
-    expected = read_expected(case)
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_corpus(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = list(load_case(name).expected)
     if not expected:
-        load_workspace(case / "mapsync.yaml", env=ENV)
+        config = materialize(name, tmp_path)
+        monkeypatch.chdir(config.parent)
+        load_workspace(config, env=ENV)
         return
-    with pytest.raises(SpecErrors) as info:
-        load_workspace(case / "mapsync.yaml", env=ENV)
-    errors = info.value.errors
-    missing, extra = unmatched(expected, errors)
-    report = "\n".join(str(e) for e in errors)
-    assert not missing, f"not reported: {[str(m) for m in missing]}\nreported:\n{report}"
-    assert not extra, "reported but not expected:\n" + "\n".join(str(e) for e in extra)
-    assert len(errors) == len(expected)
+    errors = corpus_errors(name, tmp_path, monkeypatch).errors
+    assert [str(e) for e in errors] == expected
     # Every problem is one line: file:line: key path: message.
     for error in errors:
         assert "\n" not in str(error)
         assert "Traceback" not in str(error)
+
+
+def test_every_case_says_what_it_is_about() -> None:
+    assert all(load_case(name).description for name in CASE_NAMES)
+
+
+def test_a_replacement_that_no_longer_matches_names_the_case(tmp_path: Path) -> None:
+    case = load_case("bad-conflict-policy")
+    stale = replace(case, files={"mappings/kunde-customer.yaml": {
+        "replace": [{"old": "conflicts: sourcewins", "new": "conflicts: x"}]}})
+    with pytest.raises(CorpusError, match=r"corpus case 'bad-conflict-policy': mappings/kunde-customer.yaml: "
+                                          r"replacement 1: 'conflicts: sourcewins' occurs 0 times"):
+        build_workspace(stale, tmp_path)
+
+
+def test_a_replacement_must_match_exactly_once(tmp_path: Path) -> None:
+    ambiguous = replace(load_case("bad-conflict-policy"), files={"mappings/kunde-customer.yaml": {
+        "replace": [{"old": "type: string", "new": "type: text"}]}})
+    with pytest.raises(CorpusError, match=r"occurs \d+ times, not exactly once"):
+        build_workspace(ambiguous, tmp_path)
 
 
 # -- the reference workspace ------------------------------------------------------------------------
@@ -172,30 +151,22 @@ def test_config_given_as_a_string(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert len(load_workspace(str(REPO / "mapsync.yaml"), env=ENV).dataflows) == 3
 
 
-def test_errors_are_sorted_by_file_and_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    case = CORPUS / "problems-in-several-files"
-    monkeypatch.chdir(case)
-    with pytest.raises(SpecErrors) as info:
-        load_workspace(case / "mapsync.yaml", env=ENV)
-    keys = [e.sort_key() for e in info.value.errors]
+def test_errors_are_sorted_by_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    errors = corpus_errors("problems-in-several-files", tmp_path, monkeypatch)
+    keys = [e.sort_key() for e in errors.errors]
     assert keys == sorted(keys)
-    assert str(info.value).splitlines() == [str(e) for e in info.value.errors]
+    assert str(errors).splitlines() == [str(e) for e in errors.errors]
 
 
-def test_error_text_names_file_line_and_key_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    case = CORPUS / "bad-conflict-policy"
-    monkeypatch.chdir(case)
-    with pytest.raises(SpecErrors) as info:
-        load_workspace(case / "mapsync.yaml", env=ENV)
-    assert str(info.value).startswith("mappings/kunde-customer.yaml:8: conflicts: 'source_wins' is not one of")
+def test_error_text_names_file_line_and_key_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    errors = corpus_errors("bad-conflict-policy", tmp_path, monkeypatch)
+    assert str(errors).startswith("mappings/kunde-customer.yaml:8: conflicts: 'source_wins' is not one of")
 
 
-def test_secrets_are_not_in_the_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    case = CORPUS / "config-unknown-connection-key"
-    monkeypatch.chdir(case)
-    with pytest.raises(SpecErrors) as info:
-        load_workspace(case / "mapsync.yaml", env={"TIDSBANKEN_API_KEY": "s3cret-key-value"})
-    assert "s3cret-key-value" not in str(info.value)
+def test_secrets_are_not_in_the_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    errors = corpus_errors("config-unknown-connection-key", tmp_path, monkeypatch,
+                           env={"TIDSBANKEN_API_KEY": "s3cret-key-value"})
+    assert "s3cret-key-value" not in str(errors)
 
 
 # -- MappingChecker on its own ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,14 @@ def test_all_lists_the_public_names_sorted() -> None:
     assert public - set(mapsync.state.__all__) == imported_for_own_use
     assert all(hasattr(mapsync.state, name) for name in mapsync.state.__all__)
     assert mapsync.state.__all__ == ["STORES", *sorted(set(mapsync.state.__all__) - {"STORES"})]
+
+
+def test_a_postgresql_state_without_psycopg_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # psycopg is the optional `postgres` extra: None in sys.modules makes importing it fail as if absent
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.delitem(sys.modules, "mapsync.state.postgres")
+    with pytest.raises(SpecError, match=re.escape("pip install 'mapsync[postgres]'")):
+        open_store("postgresql://user@localhost/db")
 
 
 @pytest.mark.parametrize("url", ["mysql://localhost/db", "state.db", "redis://x:secret@host/0"])

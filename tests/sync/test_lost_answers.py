@@ -10,7 +10,7 @@ from e2e_expect import assert_in_sync, assert_no_duplicates
 from sync_harness import Harness, all_links, write_requests
 
 from mapsync.sandbox import Faults
-from mapsync.sandbox._server import Request, Response
+from mapsync.sandbox._http import Request, Response
 
 SEEDS = (1, 2, 3, 4, 5, 6)
 

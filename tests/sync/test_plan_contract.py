@@ -18,7 +18,7 @@ from sync_harness import REPO, Harness
 from test_plan_edges import leaves
 
 from mapsync.sandbox import Sandbox, SeedSize
-from mapsync.sandbox._server import WriteLogEntry
+from mapsync.sandbox._http import WriteLogEntry
 
 SEED = SeedSize(avdelinger=2, kunder=4, prosjekter=6)
 RESOURCE = {"Customer": "customers", "Project": "projects"}

@@ -13,11 +13,11 @@ import pytest
 from e2e_expect import assert_in_sync
 from sync_harness import Harness, all_links, write_requests
 
-from mapsync.sandbox._server import EmulatorServer
+from mapsync.sandbox._emulator import Emulator
 
 
 @contextmanager
-def later(server: EmulatorServer, seconds: float = 5.0) -> Iterator[None]:
+def later(server: Emulator, seconds: float = 5.0) -> Iterator[None]:
     """Writes inside are stamped `seconds` in the future (and the emulator's later stamps after them), so
     that which side was edited last does not depend on two clocks' millisecond ties."""
     server.clock = lambda: datetime.now(UTC) + timedelta(seconds=seconds)

@@ -48,8 +48,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    # Each command module adds itself to `cli` on import.
-    from mapsync.cli import commands  # noqa: F401
+    """Make sure every command is attached: mapsync.cli lists them, and runs before any of its modules."""
+    import mapsync.cli  # noqa: F401 -- importing the package is what attaches the commands
 
 
 def main() -> None:

@@ -1,4 +1,7 @@
-"""Terminal output shared by plan and apply: the action lines, the summary table, the progress bar."""
+"""Terminal output shared by plan and apply: the action lines, the summary table, the progress bar.
+
+The one place an action becomes text (`action_lines`, `headline`): every kind is matched, and mypy checks
+that none is left out."""
 
 from __future__ import annotations
 
@@ -6,19 +9,81 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, assert_never
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mapsync.sync.actions import Action
+from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.report import Report
 from mapsync.sync.runner import summary_rows
 
 SUMMARY_COLUMNS = ("created", "updated", "deleted", "unchanged", "conflicts", "failed", "deferred", "linked",
                    "unlinked")
+
+
+def show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def headline(action: Action, source_entity: str, target_entity: str) -> str:  # noqa: PLR0911, PLR0912
+    """An action's first line, as `mapsync plan` prints it (a stale record's reason quotes it too): one case
+    per kind, so the many returns and branches (the noqa) are the exhaustive match itself."""
+    src = f"{source_entity} {action.source_id}" if action.source_id else source_entity
+    tgt = f"{target_entity} {action.target_id}" if action.target_id else target_entity
+    name = f" {show(action.label)}" if action.label else ""
+    match action.kind:
+        case ActionKind.CREATE:
+            if action.side == "target":
+                return f"+ create {target_entity} from {src}{name}"
+            return f"+ create {source_entity} from {tgt}{name}"
+        case ActionKind.UPDATE:
+            return f"~ update {src} <-> {tgt}{name}"
+        case ActionKind.LINK:
+            return f"= link {src} <-> {tgt}{name} (matched)"
+        case ActionKind.RELINK:
+            return f"= relink {src} <-> {tgt}{name} (came back)"
+        case ActionKind.DELETE:
+            return f"- delete {tgt} ({src} is gone)" if action.side == "target" else f"- delete {src} ({tgt} is gone)"
+        case ActionKind.UNLINK:
+            return f"- unlink {src} <-> {tgt}"
+        case ActionKind.CONFLICT:
+            return f"! conflict {src} <-> {tgt}{name}"
+        case ActionKind.DEFER:
+            return f"? wait {src}{name}"
+        case ActionKind.AMBIGUOUS:
+            return f"? ambiguous {src}{name}"
+        case ActionKind.FAIL:
+            return f"x fail {src}{name}"
+        case ActionKind.GUARD:
+            return "x refused: mass delete"
+        case ActionKind.MISSING:
+            return "x not found"
+        case ActionKind.STALE:
+            return f"x stale {src} <-> {tgt}{name}" if action.target_id else f"x stale {src}{name}"
+        case ActionKind.UNCHANGED | ActionKind.REFRESH | ActionKind.DROP:
+            return f"{action.kind} {src} {tgt}"
+        case _:
+            assert_never(action.kind)
+
+
+def action_lines(action: Action, source_entity: str, target_entity: str) -> list[str]:
+    """Human lines for one action, as `mapsync plan` prints them: the headline, then what changes."""
+    lines = [headline(action, source_entity, target_entity)]
+    for prop, (old, new) in action.target_changes.items():
+        lines.append(f"    {target_entity}.{prop}: {show(old)} -> {show(new)}")
+    for prop, (old, new) in action.source_changes.items():
+        lines.append(f"    {source_entity} <- {prop}: {show(old)} -> {show(new)}")
+    for c in action.conflicts:
+        lines.append(f"    conflict on {c.prop}: source {show(c.source_value)}, target {show(c.target_value)}"
+                     f" (was {show(c.base)}) -> {c.resolution}")
+    if action.reason:
+        lines.append(f"    {action.reason}")
+    if action.note:
+        lines.append(f"    note: {action.note}")
+    return lines
 
 
 def summary_table(report: Report) -> Table:

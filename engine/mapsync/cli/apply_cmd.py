@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mapsync.cli._app import EXIT_FAILED, cli
-from mapsync.cli._render import ApplyProgress, print_summary
+from mapsync.cli._render import ApplyProgress, headline, print_summary
 from mapsync.cli._workspace import check_dataflows, max_delete_share_option, workspace_from
 from mapsync.spec.model import Workspace
 from mapsync.sync.runner import SyncRun
@@ -89,7 +89,7 @@ def _saved_plan_run(workspace: Workspace, plan_file: Path, *, dataflows: tuple[s
     if dataflows or full or record_ids or max_delete_share is not None:
         raise click.BadParameter("performs the saved plan exactly: it cannot go with --dataflow, --full, --id or "
                                  "--max-delete-share (make the plan with them)", param_hint="--plan")
-    saved = SavedPlan.load(plan_file)
+    saved = SavedPlan.load(plan_file, headline=headline)
     saved.check_workspace(workspace)
     # The plan's dataflows, each limited to its planned records; the state is checked under the locks.
     return SyncRun(workspace, dataflows=list(saved.dataflows), max_delete_share=saved.max_delete_share,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mapsync.cli._app import EXIT_INVALID, cli
+from mapsync.cli._app import EXIT_INVALID
 from mapsync.cli._workspace import workspace_from
 from mapsync.docs import write_docs
 
@@ -18,7 +18,7 @@ class UnwritableFolder(click.ClickException):
     exit_code = EXIT_INVALID
 
 
-@cli.command("docs")
+@click.command("docs")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder to write to (default: docs/dataflows beside mapsync.yaml).")
 @click.pass_context

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from mapsync.cli._app import cli
 from mapsync.cli._render import print_listing
 from mapsync.cli._workspace import workspace_from
 from mapsync.errors import PlanError
@@ -35,7 +34,7 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="A JSON array of objects on stdout (keys as the table's columns).")
 
 
-@cli.group("links")
+@click.group("links")
 def links() -> None:
     """Linked records, their conflicts and failed records."""
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from mapsync.cli._app import EXIT_FAILED, EXIT_PENDING, cli
+from mapsync.cli._render import action_lines
 from mapsync.cli._workspace import check_dataflows, max_delete_share_option, workspace_from
 from mapsync.cli.apply_cmd import id_option, ids_by_dataflow
 from mapsync.spec.model import DataflowSpec, Workspace
-from mapsync.sync.actions import Action, describe
+from mapsync.sync.actions import Action
 from mapsync.sync.report import Counts
 from mapsync.sync.runner import PlannedDataflow, SyncRun
 from mapsync.sync.saved_plan import PlanWriter
@@ -44,7 +45,7 @@ def plan(ctx: click.Context, dataflows: tuple[str, ...], full: bool, exit_code: 
             actions.setdefault(spec.name, []).append(action.to_json())
             return
         heading.show(spec)
-        for line in describe(action, spec.source.entity, spec.target.entity):
+        for line in action_lines(action, spec.source.entity, spec.target.entity):
             click.echo(f"  {line}")
 
     only_ids = ids_by_dataflow(workspace, record_ids, dataflows=dataflows, full=full)

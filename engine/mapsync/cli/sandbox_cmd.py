@@ -10,9 +10,30 @@ import click
 from mapsync.cli._app import cli
 from mapsync.sandbox import Faults, Sandbox, SeedSize
 from mapsync.sandbox.custompms import DEFAULT_TOKEN
+from mapsync.sandbox.seed import DEFAULT_COUNTS, SEEDED_ENTITIES
 from mapsync.sandbox.tidsbanken import DEFAULT_API_KEY, DEFAULT_SUBSCRIPTION_KEY
 
-_DEFAULT_SEED = SeedSize()
+_DEFAULTS = ", ".join(f"{entity}={count}" for entity, count in DEFAULT_COUNTS.items())
+
+
+def parse_count(text: str) -> tuple[str, int]:
+    """ENTITY=N of `--count`, the entity checked against the seeded ones."""
+    entity, equals, raw = text.partition("=")
+    if not equals or not raw.strip().isdigit():
+        raise click.BadParameter(f"{text!r} is not ENTITY=N (e.g. Kunde=200)", param_hint="--count")
+    known = {name.lower(): name for name in SEEDED_ENTITIES}
+    name = known.get(entity.strip().lower())
+    if name is None:
+        raise click.BadParameter(f"cannot seed {entity.strip()!r}; the seeded entities are "
+                                 f"{', '.join(SEEDED_ENTITIES)}", param_hint="--count")
+    return name, int(raw)
+
+
+def seed_size(counts: tuple[str, ...], aliases: dict[str, int | None]) -> SeedSize:
+    """`--count ENTITY=N` (repeatable), then the old per-entity flags, which win when both are given."""
+    chosen = dict(parse_count(text) for text in counts)
+    chosen.update({entity: count for entity, count in aliases.items() if count is not None})
+    return SeedSize(counts=chosen)
 
 
 def describe(sandbox: Sandbox) -> str:
@@ -40,9 +61,14 @@ def wait_for_interrupt() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--tidsbanken-port", type=click.IntRange(0, 65535), default=8711, show_default=True)
 @click.option("--custompms-port", type=click.IntRange(0, 65535), default=8712, show_default=True)
-@click.option("--avdelinger", type=click.IntRange(min=0), default=_DEFAULT_SEED.avdelinger, show_default=True)
-@click.option("--kunder", type=click.IntRange(min=0), default=_DEFAULT_SEED.kunder, show_default=True)
-@click.option("--prosjekter", type=click.IntRange(min=0), default=_DEFAULT_SEED.prosjekter, show_default=True)
+@click.option("--count", "counts", multiple=True, metavar="ENTITY=N",
+              help=f"How many records of a Tidsbanken entity to seed (repeatable; defaults: {_DEFAULTS}).")
+@click.option("--avdelinger", type=click.IntRange(min=0), default=None,
+              help="Deprecated alias of --count Avdeling=N (kept for one release).")
+@click.option("--kunder", type=click.IntRange(min=0), default=None,
+              help="Deprecated alias of --count Kunde=N (kept for one release).")
+@click.option("--prosjekter", type=click.IntRange(min=0), default=None,
+              help="Deprecated alias of --count Prosjekt=N (kept for one release).")
 @click.option("--empty", is_flag=True, help="Start both systems without sample data.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, help="Seconds added to every request.")
 @click.option("--rate-429", type=click.FloatRange(0, 1), default=0.0, help="Share of requests answered 429.")
@@ -78,9 +104,10 @@ def sandbox_command(
     host: str,
     tidsbanken_port: int,
     custompms_port: int,
-    avdelinger: int,
-    kunder: int,
-    prosjekter: int,
+    counts: tuple[str, ...],
+    avdelinger: int | None,
+    kunder: int | None,
+    prosjekter: int | None,
     empty: bool,
     latency: float,
     rate_429: float,
@@ -111,7 +138,8 @@ def sandbox_command(
                         rate_redirect=rate_redirect, redirect_to=redirect_to, paths=fault_paths)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    seed = None if empty else SeedSize(avdelinger=avdelinger, kunder=kunder, prosjekter=prosjekter)
+    aliases = {"Avdeling": avdelinger, "Kunde": kunder, "Prosjekt": prosjekter}
+    seed = None if empty else seed_size(counts, aliases)
     sandbox = Sandbox(
         seed=seed, faults=faults, rng_seed=rng_seed, host=host,
         tidsbanken_port=tidsbanken_port, custompms_port=custompms_port,
@@ -130,4 +158,4 @@ def sandbox_command(
         sandbox.stop()
 
 
-__all__ = ["describe", "sandbox_command", "wait_for_interrupt"]
+__all__ = ["describe", "parse_count", "sandbox_command", "seed_size", "wait_for_interrupt"]

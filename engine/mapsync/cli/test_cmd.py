@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from mapsync.cli._app import EXIT_FAILED, cli
+from mapsync.cli._app import EXIT_FAILED
 from mapsync.cli._workspace import workspace_from
-from mapsync.examples import run_examples
+from mapsync.mapping.examples import run_examples
 
 
-@cli.command("test")
+@click.command("test")
 @click.option("-v", "--verbose", is_flag=True, help="List passing examples too.")
 @click.pass_context
 def test(ctx: click.Context, verbose: bool) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from mapsync.cli._app import EXIT_FAILED, EXIT_INVALID, cli
+from mapsync.cli._app import EXIT_FAILED, EXIT_INVALID
 from mapsync.cli._workspace import workspace_from
 from mapsync.errors import MapsyncError, SpecErrors
 from mapsync.spec.model import Workspace
 
 
-@cli.command("validate")
+@click.command("validate")
 @click.option("--online", is_flag=True, help="Also check that every connection answers and accepts its credentials.")
 @click.pass_context
 def validate(ctx: click.Context, online: bool) -> None:

@@ -9,18 +9,19 @@ so importing this package stays cheap.
 
 from __future__ import annotations
 
+import copy
 import importlib
-import importlib.resources
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import httpx
-import jsonschema
 
 from mapsync.connectors.base import Change, Connector, EntityInfo, Record
 from mapsync.connectors.http import HttpClient, HttpSettings
 from mapsync.errors import SpecError, SpecErrors
+from mapsync.spec._schema_errors import schema_problems
+from mapsync.spec._yaml import render_path
+from mapsync.spec.entities import entity_schema_file
 
 _BUILTIN_MODULES = ("mapsync.connectors.custompms", "mapsync.connectors.tidsbanken")
 
@@ -87,8 +88,8 @@ def create_connector(
 
 def load_entity_info(system: str, filename: str, *, can_delete: bool = False) -> EntityInfo:
     """An EntityInfo from the JSON Schema shipped in mapsync.schemas/<system>/<filename>."""
-    resource = importlib.resources.files("mapsync.schemas") / system / filename
-    schema = json.loads(resource.read_text(encoding="utf-8"))
+    # a copy: the parsed schema is shared with the spec checker, and an EntityInfo is handed to callers
+    schema = copy.deepcopy(entity_schema_file(system, filename))
     return EntityInfo(
         name=schema["title"].split(" ", 1)[-1],
         key=schema["x-key"],
@@ -98,32 +99,14 @@ def load_entity_info(system: str, filename: str, *, can_delete: bool = False) ->
     )
 
 
-def _validate_settings(name: str, settings: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = [
-        SpecError(f"connections.{name}{_json_path(error.absolute_path)}: {_describe(error)}")
-        for error in validator.iter_errors(dict(settings))
-    ]
+def _validate_settings(name: str, settings: Mapping[str, Any], schema: dict[str, Any]) -> None:
+    # Worded as when mapsync.yaml is loaded (one renderer), less the file and line this block has none of.
+    problems = [SpecError(f"{render_path(path)}: {message}")
+                for path, message in schema_problems(schema, dict(settings), base=("connections", name))]
     if len(problems) == 1:
         raise problems[0]
     if problems:
         raise SpecErrors(problems)
-
-
-def _json_path(path: Any) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        # jsonschema's own message quotes the whole block, which may hold a secret; name only the keys.
-        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
-        return f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-    if error.validator == "required":
-        return str(error.message).split(" is a required", 1)[0] + " is required"
-    # Never echo the offending value: it could be a secret put under the wrong key.
-    return f"does not fit the schema ({error.validator}: {error.validator_value!r})"
 
 
 def _unknown_type(type_name: str) -> SpecError:

@@ -12,7 +12,7 @@ import httpx
 
 from mapsync.connectors._paging import parse_timestamp
 from mapsync.connectors.http import HttpClient, HttpSettings, RunDeadline
-from mapsync.errors import SpecError, ValidationError
+from mapsync.errors import RefusedError, SpecError
 
 T = TypeVar("T")
 
@@ -67,7 +67,7 @@ class HttpBackedConnector:
         """`<collection>/<id>`, the id percent-encoded; refused before any request when it cannot be one
         path segment (a `.` or `..` would be resolved away, and an empty id names the collection)."""
         if record_id in UNUSABLE_SEGMENTS:
-            raise ValidationError(f"{entity} id {record_id!r} cannot be used in a URL path",
+            raise RefusedError(f"{entity} id {record_id!r} cannot be used in a URL path",
                                   connection=self.name, method=method, path=collection)
         return f"{collection}/{quote(record_id, safe='')}"
 

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from mapsync.errors import MappingError
 from mapsync.mapping.paths import Getter, get_path, make_getter, plain_path, set_path, split
 from mapsync.mapping.types import Coerce, canonical_converter, source_converter
+from mapsync.spec._yaml import render_path
 from mapsync.spec.entities import property_schema
 from mapsync.spec.model import DataflowSpec, Row
 
@@ -355,7 +356,7 @@ class WriteCheck:
             message = error.message
             if error.validator == "maxLength" and isinstance(error.instance, str):  # never quote 10 000 characters
                 message = f"{len(error.instance)} characters is too long (at most {error.validator_value})"
-            path = ".".join([prefix, *map(str, error.absolute_path)] if prefix else map(str, error.absolute_path))
+            path = render_path((prefix, *error.absolute_path) if prefix else tuple(error.absolute_path))
             lines.append(f"{self.entity}.{path}: {message}" if path else f"{self.entity}: {message}")
         return "; ".join(lines) or None
 

@@ -1,12 +1,16 @@
-"""The sandbox: HTTP emulators of Tidsbanken and Custompms on 127.0.0.1, for demos and tests.
+"""The sandbox: HTTP emulators of Tidsbanken and Custompms, for demos and tests.
 
-    with Sandbox(seed=SeedSize(avdelinger=20, kunder=200, prosjekter=500), rng_seed=1) as sb:
+    with Sandbox(seed=SeedSize(counts={"Avdeling": 20, "Kunde": 200, "Prosjekt": 500}), rng_seed=1) as sb:
         sb.tidsbanken.url, sb.custompms.url, sb.env()
         sb.tidsbanken.edit("Kunde", "K10001", Navn="Nytt navn AS")   # as if a person used the UI
         sb.set_faults(Faults(rate_429=0.1, seed=7))
 
 `seed=None` (the default) starts both systems empty. Seed data goes to Tidsbanken only: Custompms
 starts empty, as it does when a sync is first switched on.
+
+Each emulator is a plain handler over its own data (`handle(request) -> response`); `start()` serves it
+on 127.0.0.1 (`_server`), `transport()` in process as an `httpx.MockTransport` (`_transport`), both
+through the same fault wrapper (`_injector`). A Sandbox that is never started is served in process only.
 """
 
 from __future__ import annotations

@@ -12,20 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapsync.errors import FieldError
-from mapsync.sandbox._server import (
-    BadJsonError,
-    EmulatorServer,
-    HttpError,
-    JsonObject,
-    KeysetIndex,
-    ObjectSchema,
-    Request,
-    Response,
-    format_utc_millis,
-    parse_aware_datetime,
-    to_micros,
-)
-from mapsync.sandbox._server import load_schema as _load_schema
+from mapsync.sandbox._emulator import Emulator
+from mapsync.sandbox._http import BadJsonError, HttpError, JsonObject, Request, Response
+from mapsync.sandbox._index import KeysetIndex
+from mapsync.sandbox._schema import EntitySchema
+from mapsync.sandbox._time import format_utc_millis, parse_aware_datetime, to_micros
 from mapsync.sandbox.faults import Faults
 
 DEFAULT_TOKEN = "sandbox-pms-token"
@@ -48,18 +39,18 @@ class InvalidBodyError(ValueError):
 class ResourceSpec:
     name: str  # "customers" / "projects"
     id_prefix: str  # "c-" / "p-"
-    schema: ObjectSchema
+    schema: EntitySchema
     defaults: dict[str, Any]
 
 
 def _resource_specs() -> dict[str, ResourceSpec]:
     return {
         "customers": ResourceSpec(
-            "customers", "c-", _load_schema("custompms", "customer"),
+            "customers", "c-", EntitySchema("custompms", "Customer"),
             defaults={"kind": "customer", "active": True},
         ),
         "projects": ResourceSpec(
-            "projects", "p-", _load_schema("custompms", "project"),
+            "projects", "p-", EntitySchema("custompms", "Project"),
             defaults={"closed": False, "internal": False},
         ),
     }
@@ -127,7 +118,7 @@ def parse_list_query(query: dict[str, str]) -> ListQuery:
     return ListQuery(since, limit, after, include_deleted)
 
 
-class CustompmsEmulator(EmulatorServer):
+class CustompmsEmulator(Emulator):
     """The Custompms API on 127.0.0.1, with direct access for tests ("as if a person used the UI")."""
 
     def __init__(
@@ -266,7 +257,7 @@ class CustompmsEmulator(EmulatorServer):
             return Response(401, {"error": "missing or wrong bearer token"})
         return None
 
-    def handle(self, request: Request) -> Response:
+    def route(self, request: Request) -> Response:
         resource, _, record_id = request.path.removeprefix(PREFIX).partition("/")
         collection = self._collections.get(resource)
         if not request.path.startswith(PREFIX) or collection is None:

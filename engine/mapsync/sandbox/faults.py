@@ -1,10 +1,10 @@
 """Injectable faults for the emulators: rate limits, outages, dropped connections, slow answers, and
 hostile answers (a body trickled a byte at a time, a gzip bomb, JSON nested too deeply, a redirect).
 
-A fault is drawn once per HTTP request (never for direct, in-process calls), from one random number
-compared against the cumulative rates, so the rates are shares of all requests and the draw is
-reproducible when `Faults.seed` is set. `paths` narrows the faults to some paths (e.g. one entity's
-listing), so that one dataflow of a run can fail while the others go on.
+A fault is drawn once per HTTP request (on a socket or through `transport()`; never for direct calls such
+as `edit()`), from one random number compared against the cumulative rates, so the rates are shares of all
+requests and the draw is reproducible when `Faults.seed` is set. `paths` narrows the faults to some paths
+(e.g. one entity's listing), so that one dataflow of a run can fail while the others go on.
 """
 
 from __future__ import annotations

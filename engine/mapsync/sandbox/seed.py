@@ -11,25 +11,85 @@ from __future__ import annotations
 import operator
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 from typing import TypeVar
 
-from mapsync.sandbox._server import JsonObject, format_utc_millis, from_micros, to_micros
+from mapsync.sandbox._http import JsonObject
+from mapsync.sandbox._time import format_utc_millis, from_micros, to_micros
 from mapsync.sandbox.tidsbanken import OSLO
 
+SEEDED_ENTITIES = ("Avdeling", "Kunde", "Prosjekt")  # in the order they are generated (references last)
+DEFAULT_COUNTS: Mapping[str, int] = MappingProxyType({"Avdeling": 20, "Kunde": 200, "Prosjekt": 500})
 
-@dataclass(frozen=True)
+
 class SeedSize:
-    """How many records of each Tidsbanken entity to seed."""
+    """How many records of each Tidsbanken entity to seed, keyed by entity name:
+    `SeedSize(counts={"Kunde": 200})`; an entity left out gets its default count.
 
-    avdelinger: int = 20
-    kunder: int = 200
-    prosjekter: int = 500
+    `avdelinger`, `kunder` and `prosjekter` (positional or by keyword, and as attributes) are the old
+    names of the same counts, kept as aliases for one release.
+    """
 
-    def __post_init__(self) -> None:
-        if min(self.avdelinger, self.kunder, self.prosjekter) < 0:
+    __slots__ = ("_counts",)
+
+    def __init__(
+        self,
+        avdelinger: int | None = None,
+        kunder: int | None = None,
+        prosjekter: int | None = None,
+        *,
+        counts: Mapping[str, int] | None = None,
+    ) -> None:
+        merged = dict(DEFAULT_COUNTS)
+        for entity, count in (counts or {}).items():
+            merged[_entity_name(entity)] = count
+        for entity, alias in zip(SEEDED_ENTITIES, (avdelinger, kunder, prosjekter), strict=True):
+            if alias is not None:
+                merged[entity] = alias
+        if min(merged.values()) < 0:
             raise ValueError("seed sizes must not be negative")
+        self._counts = merged
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """A copy: every seeded entity and its count."""
+        return dict(self._counts)
+
+    def __getitem__(self, entity: str) -> int:
+        return self._counts[_entity_name(entity)]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeedSize) and other._counts == self._counts
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._counts.items())))
+
+    def __repr__(self) -> str:
+        return f"SeedSize(counts={self._counts!r})"
+
+    # The old names, for one release.
+    @property
+    def avdelinger(self) -> int:
+        return self._counts["Avdeling"]
+
+    @property
+    def kunder(self) -> int:
+        return self._counts["Kunde"]
+
+    @property
+    def prosjekter(self) -> int:
+        return self._counts["Prosjekt"]
+
+
+def _entity_name(entity: str) -> str:
+    """The seeded entity's name, whatever its case; a KeyError naming the known ones otherwise."""
+    for name in SEEDED_ENTITIES:
+        if name.lower() == entity.lower():
+            return name
+    raise KeyError(f"cannot seed {entity!r}: the seeded entities are {', '.join(SEEDED_ENTITIES)}")
 
 
 @dataclass
@@ -246,15 +306,17 @@ def generate(size: SeedSize, rng_seed: int = 1) -> SeedData:
     gen = _Generator(rng_seed)
     company_org = org_number(gen.rng)
     data = SeedData()
-    data.avdelinger = [gen.avdeling(i + 1, company_org) for i in range(size.avdelinger)]
-    data.kunder = [gen.kunde(i + 1) for i in range(size.kunder)]
+    data.avdelinger = [gen.avdeling(i + 1, company_org) for i in range(size["Avdeling"])]
+    data.kunder = [gen.kunde(i + 1) for i in range(size["Kunde"])]
     kunde_ids = [k["Id"] for k in data.kunder]
     avdeling_ids = [a["Id"] for a in data.avdelinger]
-    data.prosjekter = [gen.prosjekt(i + 1, kunde_ids, avdeling_ids) for i in range(size.prosjekter)]
+    data.prosjekter = [gen.prosjekt(i + 1, kunde_ids, avdeling_ids) for i in range(size["Prosjekt"])]
     return data
 
 
 __all__ = [
+    "DEFAULT_COUNTS",
+    "SEEDED_ENTITIES",
     "TOWNS",
     "SeedData",
     "SeedSize",

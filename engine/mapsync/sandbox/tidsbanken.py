@@ -15,21 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mapsync.errors import FieldError
-from mapsync.sandbox._server import (
-    BadJsonError,
-    EmulatorServer,
-    HttpError,
-    JsonObject,
-    KeysetIndex,
-    ObjectSchema,
-    Request,
-    Response,
-    format_utc_millis,
-    from_micros,
-    load_schema,
-    parse_aware_datetime,
-    to_micros,
-)
+from mapsync.sandbox._emulator import Emulator
+from mapsync.sandbox._http import BadJsonError, HttpError, JsonObject, Request, Response
+from mapsync.sandbox._index import KeysetIndex
+from mapsync.sandbox._schema import EntitySchema
+from mapsync.sandbox._time import format_utc_millis, from_micros, parse_aware_datetime, to_micros
 from mapsync.sandbox.faults import Faults
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -55,7 +45,7 @@ class EntitySpec:
     update_method: str  # "PATCH" (to write_path/{Id}) or "PUT" (to write_path, Id in the body)
     utc_stamps: bool  # Avdeling: UTC with Z; the others: Europe/Oslo with an offset
     true_by_default: frozenset[str]
-    schema: ObjectSchema
+    schema: EntitySchema
 
     def format_stamp(self, micros: int) -> str:
         if self.utc_stamps:
@@ -63,10 +53,10 @@ class EntitySpec:
         return from_micros(micros).astimezone(OSLO).isoformat(timespec="milliseconds")
 
     def default(self, name: str) -> Any:
-        rule = self.schema.properties[name]
-        if rule.nullable:
+        types = self.schema.types(name)
+        if "null" in types:
             return None
-        if "boolean" in rule.types:
+        if "boolean" in types:
             return name in self.true_by_default
         return ""
 
@@ -79,17 +69,17 @@ def _entity_specs() -> dict[str, EntitySpec]:
         "Avdeling": EntitySpec(
             "Avdeling", ("/ansatt/avdeling", "/ansatt/Avdeling"), "/ansatt/Avdeling", "PATCH",
             utc_stamps=True, true_by_default=frozenset({"Synlig"}),
-            schema=load_schema("tidsbanken", "avdeling"),
+            schema=EntitySchema("tidsbanken", "Avdeling"),
         ),
         "Kunde": EntitySpec(
             "Kunde", ("/prosjekt/Kunde",), "/prosjekt/Kunde", "PUT",
             utc_stamps=False, true_by_default=frozenset({"Aktiv"}),
-            schema=load_schema("tidsbanken", "kunde"),
+            schema=EntitySchema("tidsbanken", "Kunde"),
         ),
         "Prosjekt": EntitySpec(
             "Prosjekt", ("/prosjekt/Prosjekt",), "/prosjekt/Prosjekt", "PUT",
             utc_stamps=False, true_by_default=frozenset(),
-            schema=load_schema("tidsbanken", "prosjekt"),
+            schema=EntitySchema("tidsbanken", "Prosjekt"),
         ),
     }
 
@@ -157,7 +147,7 @@ class _Table:
         self.index = KeysetIndex()
 
 
-class TidsbankenEmulator(EmulatorServer):
+class TidsbankenEmulator(Emulator):
     """The Tidsbanken API on 127.0.0.1, with direct access for tests ("as if a person used the UI")."""
 
     def __init__(
@@ -283,7 +273,7 @@ class TidsbankenEmulator(EmulatorServer):
             return Response(401, {"error": "missing or wrong Ocp-Apim-Subscription-Key"})
         return None
 
-    def handle(self, request: Request) -> Response:
+    def route(self, request: Request) -> Response:
         for table in self._tables.values():
             response = self._route(table, request)
             if response is not None:
@@ -335,7 +325,10 @@ class TidsbankenEmulator(EmulatorServer):
                 if self.hidden:
                     ids = self._visible_ids(table, start - query.skip, query.skip, query.top)
             value = [dict(table.records[record_id]) for record_id in ids]
-        return Response(200, {"@odata.context": f"{self.url}/$metadata#{table.spec.name}", "value": value})
+        # The address the client used (Host), so that the answer reads the same in process as on a socket.
+        host = request.header("Host") or f"{self.host}:{self.port}"
+        context = f"http://{host}/$metadata#{table.spec.name}"
+        return Response(200, {"@odata.context": context, "value": value})
 
     def _add_endless_records(self, table: _Table, count: int) -> None:
         for _ in range(count):

@@ -1,4 +1,8 @@
-"""The entity schemas shipped with mapsync: schemas/<system>/<entity>.json inside the package."""
+"""The entity schemas shipped with mapsync: schemas/<system>/<entity>.json inside the package.
+
+The one loader of them: the spec checker, the connectors and the sandbox all read them through here,
+so each file is read and parsed once.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +20,18 @@ def _system_schemas(system: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for item in folder.iterdir():
         if item.name.endswith(".json"):
-            schema = json.loads(item.read_text(encoding="utf-8"))
+            schema = entity_schema_file(system, item.name)
             name = str(schema.get("title", item.name[:-5])).split(" ", 1)[-1]
             found[name] = schema
     return found
+
+
+@cache
+def entity_schema_file(system: str, filename: str) -> dict[str, Any]:
+    """The schema in schemas/<system>/<filename>, parsed once; shared, so callers must not change it."""
+    text = (resources.files("mapsync.schemas") / system / filename).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def entity_names(system: str) -> list[str]:

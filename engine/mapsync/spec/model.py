@@ -2,9 +2,46 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+
+# The closed words of a mapping file. StrEnums: each value is the word as written in YAML and shown in
+# messages, so a member compares equal to (and prints as) its plain string.
+class ConflictPolicy(enum.StrEnum):
+    SOURCE_WINS = "source-wins"
+    TARGET_WINS = "target-wins"
+    NEWEST_WINS = "newest-wins"
+    MANUAL = "manual"
+
+
+class DeletePolicy(enum.StrEnum):
+    UNLINK = "unlink"
+    RECREATE = "recreate"
+    PROPAGATE = "propagate"
+    IGNORE = "ignore"
+
+
+class Direction(enum.StrEnum):
+    BOTH = "both"
+    FORWARD = "forward"
+    REVERSE = "reverse"
+    NONE = "none"  # never written in YAML: a row that gave up every write to rows with `wins` (ownership)
+
+
+class RowType(enum.StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    REFERENCE = "reference"
+
+
+_Word = TypeVar("_Word", bound=enum.StrEnum)
 
 
 @dataclass(frozen=True)
@@ -36,11 +73,11 @@ class Row:
 
     @property
     def flows_forward(self) -> bool:
-        return self.direction in {"both", "forward"}
+        return self.direction in {Direction.BOTH, Direction.FORWARD}
 
     @property
     def flows_back(self) -> bool:
-        return self.direction in {"both", "reverse"}
+        return self.direction in {Direction.BOTH, Direction.REVERSE}
 
 
 @dataclass(frozen=True)
@@ -64,8 +101,8 @@ class DataflowSpec:
     description: str = ""
     create: str = "target"
     timezone: str = "Europe/Oslo"
-    conflicts: str = "source-wins"
-    delete_policy: str = "unlink"  # unlink | recreate | propagate | ignore
+    conflicts: ConflictPolicy = ConflictPolicy.SOURCE_WINS
+    delete_policy: DeletePolicy = DeletePolicy.UNLINK
     delete_max_share: float = 0.1
     match: list[list[str]] = field(default_factory=list)
     constants: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +113,11 @@ class DataflowSpec:
     # whether a referenced record still exists.
     referenced_sources: dict[str, Side] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The loader passes the words as read: typed here, once.
+        self.conflicts = _member(ConflictPolicy, self.conflicts)
+        self.delete_policy = _member(DeletePolicy, self.delete_policy)
+
     @property
     def references(self) -> set[str]:
         return {row.dataflow for row in self.rows if row.dataflow}
@@ -83,6 +125,15 @@ class DataflowSpec:
     @property
     def heading(self) -> str:
         return self.title or f"{self.source.label} to {self.target.label}"
+
+
+def _member(words: type[_Word], word: str) -> _Word:
+    """The member for a word. A word the schema check refused (and reported) is kept as read: the loader
+    goes on to find the file's other problems, and a workspace with problems is never synced."""
+    try:
+        return words(word)
+    except ValueError:
+        return cast(_Word, word)
 
 
 @dataclass

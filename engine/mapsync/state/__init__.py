@@ -20,9 +20,18 @@ def _open_sqlite(url: str) -> StateStore:
     return SqliteStore.open(url)
 
 
+_POSTGRES_EXTRA_MISSING = "the PostgreSQL state needs psycopg: pip install 'mapsync[postgres]'"
+
+
 def _open_postgres(url: str) -> StateStore:
-    # Imported only when asked for, so SQLite users never load psycopg.
-    from mapsync.state.postgres import PostgresStore
+    # Imported only when asked for: psycopg is an optional extra, and SQLite users never load it.
+    try:
+        from mapsync.state.postgres import PostgresStore
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".", 1)[0] != "psycopg":
+            raise
+        # a SpecError, so the CLI exits 2: the workspace asks for something this installation lacks
+        raise SpecError(_POSTGRES_EXTRA_MISSING) from exc
 
     return PostgresStore.open(url)
 

@@ -26,7 +26,10 @@ from psycopg.types.string import TextLoader
 
 from mapsync.errors import LockHeldError, SpecError, StateError
 from mapsync.redact import redact_text, redact_url
-from mapsync.state._sql import MIGRATIONS, POSTGRESQL, LockProbe, Migration, Row, SqlStore, UniqueViolation
+from mapsync.state._lock import LockProbe, UniqueViolation
+from mapsync.state._migrations import MIGRATIONS, POSTGRESQL, Migration
+from mapsync.state._rows import Row
+from mapsync.state._sql import SqlStore
 
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 CONNECT_TIMEOUT = 10  # seconds; libpq waits forever by default

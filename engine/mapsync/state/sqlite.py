@@ -30,16 +30,10 @@ from typing import Any
 
 from mapsync.errors import LockHeldError, SpecError, StateError
 from mapsync.redact import redact_url
-from mapsync.state._sql import (
-    MIGRATIONS,
-    SQLITE,
-    LockProbe,
-    Migration,
-    Row,
-    SqlStore,
-    UniqueViolation,
-    now_iso,
-)
+from mapsync.state._lock import LockProbe, UniqueViolation
+from mapsync.state._migrations import MIGRATIONS, SQLITE, Migration
+from mapsync.state._rows import Row, now_iso
+from mapsync.state._sql import SqlStore
 
 PREFIX = "sqlite:///"
 MEMORY = ":memory:"

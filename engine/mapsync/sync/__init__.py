@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mapsync.sync.actions import Action, ConflictInfo
+from mapsync.sync.actions import Action, ActionKind, ConflictInfo
 from mapsync.sync.report import Counts, Report
 from mapsync.sync.runner import PlannedDataflow, SyncRun
 
-__all__ = ["Action", "ConflictInfo", "Counts", "PlannedDataflow", "Report", "SyncRun"]
+__all__ = ["Action", "ActionKind", "ConflictInfo", "Counts", "PlannedDataflow", "Report", "SyncRun"]

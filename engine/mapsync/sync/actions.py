@@ -1,19 +1,44 @@
-"""Record-level actions: what a plan holds, `plan` prints and `apply` performs."""
+"""Record-level actions: what a plan holds, `plan` prints (cli/_render) and `apply` performs."""
 
 from __future__ import annotations
 
-import json
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from mapsync.state.base import Link
 
-# Kinds of action. Writes: create, update, delete. Bookkeeping: link (new match), unlink, relink (a record
-# that came back gets its retired link again).
-# Reported only: conflict (manual), defer (a reference not linked yet), ambiguous (match), fail, missing (an
-# id asked for by --id found on neither side), stale (a saved plan's record changed since it was planned).
-WRITES = frozenset({"create", "update", "delete"})
-CHANGES = frozenset({"create", "update", "delete", "link", "unlink", "relink"})
+
+class ActionKind(enum.StrEnum):
+    """What the planner decided for one record. A StrEnum: saved plans and JSON reports hold the plain
+    words, so a value is its own text form and never changes."""
+
+    # Writes
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    # Bookkeeping: a new match, a link removed, a record that came back gets its retired link again
+    LINK = "link"
+    RELINK = "relink"
+    UNLINK = "unlink"
+    # Nothing to write: in sync, or both sides agree and only the link's record of them is stale
+    UNCHANGED = "unchanged"
+    REFRESH = "refresh"
+    # Reported only: a manual conflict, a reference not linked yet, an ambiguous match, a failed record,
+    # the delete guard tripped, an id asked for by --id found on neither side, a saved plan's record that
+    # changed since it was planned, a queued record gone from the source since it failed
+    CONFLICT = "conflict"
+    DEFER = "defer"
+    AMBIGUOUS = "ambiguous"
+    FAIL = "fail"
+    GUARD = "guard"
+    MISSING = "missing"
+    STALE = "stale"
+    DROP = "drop"
+
+
+WRITES = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.DELETE})
+CHANGES = WRITES | {ActionKind.LINK, ActionKind.UNLINK, ActionKind.RELINK}
 
 
 @dataclass(frozen=True)
@@ -25,9 +50,11 @@ class ConflictInfo:
     resolution: str  # "source", "target" or "manual"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Action:
-    kind: str
+    """Built whole by the planner (frozen): the executor's verdict on it lives in its Outcome."""
+
+    kind: ActionKind
     dataflow: str
     source_id: str | None = None
     target_id: str | None = None
@@ -58,9 +85,9 @@ class Action:
         return self.kind in WRITES or bool(self.target_changes or self.source_changes)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.kind, "dataflow": self.dataflow, "source_id": self.source_id,
+        out: dict[str, Any] = {"action": str(self.kind), "dataflow": self.dataflow, "source_id": self.source_id,
                                "target_id": self.target_id}
-        if self.kind in {"create", "delete"}:
+        if self.kind in {ActionKind.CREATE, ActionKind.DELETE}:
             out["side"] = self.side
         if self.label:
             out["label"] = self.label
@@ -76,44 +103,3 @@ class Action:
         if self.note:
             out["note"] = self.note
         return out
-
-
-def show(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def describe(action: Action, source_entity: str, target_entity: str) -> list[str]:
-    """Human lines for one action, as `mapsync plan` prints them."""
-    src = f"{source_entity} {action.source_id}" if action.source_id else source_entity
-    tgt = f"{target_entity} {action.target_id}" if action.target_id else target_entity
-    name = f" {show(action.label)}" if action.label else ""
-    head = {
-        "create": f"+ create {target_entity} from {src}{name}" if action.side == "target"
-        else f"+ create {source_entity} from {tgt}{name}",
-        "update": f"~ update {src} <-> {tgt}{name}",
-        "link": f"= link {src} <-> {tgt}{name} (matched)",
-        "relink": f"= relink {src} <-> {tgt}{name} (came back)",
-        "delete": f"- delete {tgt} ({src} is gone)" if action.side == "target"
-        else f"- delete {src} ({tgt} is gone)",
-        "unlink": f"- unlink {src} <-> {tgt}",
-        "conflict": f"! conflict {src} <-> {tgt}{name}",
-        "defer": f"? wait {src}{name}",
-        "ambiguous": f"? ambiguous {src}{name}",
-        "fail": f"x fail {src}{name}",
-        "guard": "x refused: mass delete",
-        "missing": "x not found",
-        "stale": f"x stale {src} <-> {tgt}{name}" if action.target_id else f"x stale {src}{name}",
-    }.get(action.kind, f"{action.kind} {src} {tgt}")
-    lines = [head]
-    for prop, (old, new) in action.target_changes.items():
-        lines.append(f"    {target_entity}.{prop}: {show(old)} -> {show(new)}")
-    for prop, (old, new) in action.source_changes.items():
-        lines.append(f"    {source_entity} <- {prop}: {show(old)} -> {show(new)}")
-    for c in action.conflicts:
-        lines.append(f"    conflict on {c.prop}: source {show(c.source_value)}, target {show(c.target_value)}"
-                     f" (was {show(c.base)}) -> {c.resolution}")
-    if action.reason:
-        lines.append(f"    {action.reason}")
-    if action.note:
-        lines.append(f"    note: {action.note}")
-    return lines

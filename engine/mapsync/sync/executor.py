@@ -20,11 +20,13 @@ from mapsync.connectors.http import RunDeadline, RunDeadlineError
 from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError, StateError
 from mapsync.mapping.mapper import UnresolvedReference
 from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RetiredLink
-from mapsync.sync.actions import Action
+from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.context import DataflowContext, UsesContext
-from mapsync.sync.planner import chunked, modified_of
+from mapsync.sync.scan import chunked, modified_of
 
-NEEDS_REQUEST = frozenset({"create", "update", "link", "relink", "delete"})
+NEEDS_REQUEST = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.LINK, ActionKind.RELINK,
+                           ActionKind.DELETE})
+PAIRED = frozenset({ActionKind.UPDATE, ActionKind.LINK, ActionKind.RELINK, ActionKind.REFRESH, ActionKind.CONFLICT})
 
 
 def now() -> str:
@@ -33,11 +35,28 @@ def now() -> str:
 
 @dataclass
 class Outcome:
+    """What became of a planned action; the action itself is never changed."""
+
     action: Action
     source_result: dict[str, Any] | None = None
     target_result: dict[str, Any] | None = None
     error: MapsyncError | None = None
     new_conflicts: int | None = None  # of the action's conflicts, those not already waiting (None: all)
+    settled_as: ActionKind | None = None  # fail or defer, when the request went wrong
+    failure: str = ""  # why, then
+    created: Link | None = None  # the link a create made: the ids the record has from now on
+
+    @property
+    def kind(self) -> ActionKind:
+        return self.settled_as or self.action.kind
+
+    @property
+    def reason(self) -> str:
+        return self.failure or self.action.reason
+
+    @property
+    def source_id(self) -> str | None:
+        return self.created.source_id if self.created else self.action.source_id
 
 
 @dataclass
@@ -121,7 +140,7 @@ class Executor(UsesContext):
         if not self._done:
             return
         # A group of records found unchanged writes nothing: no transaction, no fence (a no-change run).
-        writes = any(outcome.error is not None or outcome.action.kind != "unchanged" or outcome.action.queued
+        writes = any(outcome.error is not None or outcome.action.kind != ActionKind.UNCHANGED or outcome.action.queued
                      or (outcome.action.note and not outcome.action.noted) for outcome in self._done)
         with self.store.transaction() if writes else nullcontext():
             if writes:
@@ -159,7 +178,7 @@ class Executor(UsesContext):
 
     def _prepare(self, action: Action) -> Prepared:
         prepared = Prepared(action)
-        if action.kind == "create":
+        if action.kind == ActionKind.CREATE:
             side = action.side
             record_id = action.source_id if side == "target" else action.target_id
             prepared.idempotency_key = action.idempotency_key or self._new_pending(side, record_id or "")
@@ -186,13 +205,13 @@ class Executor(UsesContext):
         action = prepared.action
         outcome = Outcome(action)
         try:
-            if action.kind == "create" and action.side == "target":
+            if action.kind == ActionKind.CREATE and action.side == "target":
                 outcome.target_result = self._created(self.target, self.spec.target.entity, self.spec.target_schema,
                                                       prepared)
-            elif action.kind == "create":
+            elif action.kind == ActionKind.CREATE:
                 outcome.source_result = self._created(self.source, self.spec.source.entity, self.spec.source_schema,
                                                       prepared)
-            elif action.kind == "delete":
+            elif action.kind == ActionKind.DELETE:
                 self._delete(action)
             else:
                 if action.target_changes:
@@ -245,12 +264,12 @@ class Executor(UsesContext):
         if isinstance(outcome.error, RunDeadlineError):
             self._out_of_time = True  # dead-lettered below, so the next run retries it
         if outcome.error is not None:
-            self._dead_letter(action, outcome.error)
-        elif action.kind == "create":
+            self._dead_letter(outcome, outcome.error)
+        elif action.kind == ActionKind.CREATE:
             self._record_create(outcome)
-        elif action.kind in {"update", "link", "relink", "refresh", "conflict"}:
+        elif action.kind in PAIRED:
             self._record_pair(outcome)
-        elif action.kind in {"delete", "unlink"}:
+        elif action.kind in {ActionKind.DELETE, ActionKind.UNLINK}:
             if action.link is not None:  # kept, so the record is relinked if it was only missing from a listing
                 self.store.retire_link(RetiredLink.of(action.link, gone="source" if action.side == "target"
                                                       else "target"))
@@ -258,28 +277,28 @@ class Executor(UsesContext):
             self.store.remove_conflicts(self.spec.name, action.source_id or "")
             if action.target_id:
                 self.links.forget(self.spec.name, action.source_id or "", action.target_id)
-        elif action.kind in {"defer", "fail", "ambiguous"}:
-            self._dead_letter(action, None)
-        elif action.kind == "drop":
+        elif action.kind in {ActionKind.DEFER, ActionKind.FAIL, ActionKind.AMBIGUOUS}:
+            self._dead_letter(outcome, None)
+        elif action.kind == ActionKind.DROP:
             self.store.remove_dead_letter(self.spec.name, "target", action.source_id or "")
             self.store.remove_pending(self.spec.name, "target", action.source_id or "")
-        elif action.kind == "unchanged" and action.queued and not action.note:
+        elif action.kind == ActionKind.UNCHANGED and action.queued and not action.note:
             self.store.remove_dead_letter(self.spec.name, "target", action.source_id or "")  # in sync: it leaves
         if outcome.error is None and action.note and not action.noted:
-            self._write_note(action)
+            self._write_note(outcome.source_id or "", action.note)
         self.on_outcome(outcome)
 
-    def _write_note(self, action: Action) -> None:
+    def _write_note(self, source_id: str, note: str) -> None:
         """The ledger says why a record synced as it did (a reference's record gone), once: a note, not a
         failed attempt, so it replaces what the ledger held for the record and the run's status stays ok."""
-        source_id, stamp = action.source_id or "", now()
+        stamp = now()
         self.store.remove_dead_letter(self.spec.name, "target", source_id)
-        self.store.add_dead_letter(DeadLetter(self.spec.name, "target", source_id, action.note, None,
+        self.store.add_dead_letter(DeadLetter(self.spec.name, "target", source_id, note, None,
                                               first_failed_at=stamp, last_failed_at=stamp))
 
     def _record_create(self, outcome: Outcome) -> None:
         action = outcome.action
-        ledger_side, ledger_id = _ledger_key(action)  # before the ids below are filled in
+        ledger_side, ledger_id = _ledger_key(action)  # the planned ids, as the ledger knows the record
         if action.side == "target":
             result = outcome.target_result or {}
             target_id = str(result.get(str(self.spec.target_schema.get("x-key", "id"))))
@@ -297,8 +316,7 @@ class Executor(UsesContext):
                         target_values=action.target_values, source_version=modified_of(self.spec.source_schema, result),
                         target_version=modified_of(self.spec.target_schema, action.target_record), updated_at=now())
             pending_id = action.target_id or ""
-        outcome.action.target_id = link.target_id
-        outcome.action.source_id = link.source_id
+        outcome.created = link
         self._links_made.append(link)
         self._new_pairs.append(link)
         self.links.learn(self.spec.name, link.source_id, link.target_id)
@@ -329,7 +347,7 @@ class Executor(UsesContext):
                     or modified_of(self.spec.target_schema, action.target_record) or old.target_version,
                     state="conflict" if manual else "ok", updated_at=now())
         self._links_made.append(link)
-        if action.kind in {"link", "relink"}:
+        if action.kind in {ActionKind.LINK, ActionKind.RELINK}:
             self._new_pairs.append(link)
             self.links.learn(self.spec.name, link.source_id, link.target_id)
         # A conflict still waiting as it was keeps its detection time, and is not counted again.
@@ -373,15 +391,16 @@ class Executor(UsesContext):
         except MappingError:
             return dict(fallback)
 
-    def _dead_letter(self, action: Action, error: MapsyncError | None) -> None:
+    def _dead_letter(self, outcome: Outcome, error: MapsyncError | None) -> None:
+        action = outcome.action
         side, record_id = _ledger_key(action)
         reason = action.reason if error is None else str(error)
         status = error.status if isinstance(error, ConnectorError) else action.status
         if isinstance(error, UnresolvedReference):
-            action.kind = "defer"
+            outcome.settled_as = ActionKind.DEFER
         elif error is not None:
-            action.kind = "fail"
-        action.reason = reason
+            outcome.settled_as = ActionKind.FAIL
+        outcome.failure = reason
         stamp = now()
         self.store.add_dead_letter(DeadLetter(self.spec.name, side, record_id, reason, status,
                                               first_failed_at=stamp, last_failed_at=stamp))

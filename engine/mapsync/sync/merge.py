@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
-from mapsync.spec.model import Row
+from mapsync.spec.model import ConflictPolicy, Row
 from mapsync.sync.actions import ConflictInfo
 
 _MISSING = object()
@@ -23,7 +23,8 @@ class MergeResult:
 
 
 def merge(rows: list[Row], *, base_source: dict[str, Any] | None, base_target: dict[str, Any] | None,
-          source: dict[str, Any], target: dict[str, Any], policy: str, newer: str | None = None) -> MergeResult:
+          source: dict[str, Any], target: dict[str, Any], policy: ConflictPolicy,
+          newer: str | None = None) -> MergeResult:
     """Decide, per row, what flows where.
 
     A side changed a property when its value differs from what that side held at the last sync
@@ -77,11 +78,15 @@ def _fill_empty_side(result: MergeResult, row: Row, s_value: Any, t_value: Any) 
         result.to_source[row.target] = t_value
 
 
-def _settle(policy: str, newer: str | None) -> str:
-    if policy == "source-wins":
-        return "source"
-    if policy == "target-wins":
-        return "target"
-    if policy == "newest-wins":
-        return newer or "source"
-    return "manual"
+def _settle(policy: ConflictPolicy, newer: str | None) -> str:
+    match policy:
+        case ConflictPolicy.SOURCE_WINS:
+            return "source"
+        case ConflictPolicy.TARGET_WINS:
+            return "target"
+        case ConflictPolicy.NEWEST_WINS:
+            return newer or "source"
+        case ConflictPolicy.MANUAL:
+            return "manual"
+        case _:
+            assert_never(policy)

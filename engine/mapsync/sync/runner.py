@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from mapsync.connectors import create_connector
 from mapsync.connectors._common import HttpBackedConnector
@@ -18,7 +18,7 @@ from mapsync.mapping.mapper import Mapper
 from mapsync.spec.model import DataflowSpec, Workspace
 from mapsync.state import open_store
 from mapsync.state.base import RunLock, StateStore
-from mapsync.sync.actions import Action
+from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.context import DataflowContext
 from mapsync.sync.executor import Executor, Outcome
 from mapsync.sync.link_rules import LinkRules, rivals_of
@@ -28,7 +28,7 @@ from mapsync.sync.report import Counts, Report
 
 ProgressHook = Callable[[str, Action], None]
 # Kinds reported as a failed record, each with its own error line.
-FAILED_KINDS = frozenset({"fail", "ambiguous", "guard", "missing"})
+FAILED_KINDS = frozenset({ActionKind.FAIL, ActionKind.AMBIGUOUS, ActionKind.GUARD, ActionKind.MISSING})
 
 
 class ActionScreen(Protocol):
@@ -41,29 +41,34 @@ class ActionScreen(Protocol):
         """The actions to perform: planned ones let through, the others turned into `stale` ones."""
 
 
-def count(counts: Counts, action: Action, new_conflicts: int | None = None) -> None:
-    """Add one finished (or, for a plan, planned) action to the counts; `new_conflicts`: of its conflicts,
-    those not already waiting (a manual conflict is counted once, when first detected)."""
-    kind = action.kind
-    counts.conflicts += len(action.conflicts) if new_conflicts is None else new_conflicts
-    if kind == "create":
-        counts.created += 1
-    elif kind == "update":
-        counts.updated += 1
-    elif kind in {"link", "relink"}:
-        counts.linked += 1
-    elif kind == "delete":
-        counts.deleted += 1
-    elif kind == "unlink":
-        counts.unlinked += 1
-    elif kind == "defer":
-        counts.deferred += 1
-    elif kind in FAILED_KINDS:
-        counts.failed += 1
-    elif kind == "stale":
-        counts.stale += 1
-    elif kind in {"unchanged", "refresh", "conflict"}:
-        counts.unchanged += 1
+def count(counts: Counts, kind: ActionKind, conflicts: int) -> None:
+    """The one place an action is counted for the report: a finished one (apply: `kind` is its outcome's)
+    or a planned one (plan). `conflicts`: of its conflicts, those not already waiting (a manual conflict is
+    counted once, when first detected)."""
+    counts.conflicts += conflicts
+    match kind:
+        case ActionKind.CREATE:
+            counts.created += 1
+        case ActionKind.UPDATE:
+            counts.updated += 1
+        case ActionKind.LINK | ActionKind.RELINK:
+            counts.linked += 1
+        case ActionKind.DELETE:
+            counts.deleted += 1
+        case ActionKind.UNLINK:
+            counts.unlinked += 1
+        case ActionKind.DEFER:
+            counts.deferred += 1
+        case ActionKind.FAIL | ActionKind.AMBIGUOUS | ActionKind.GUARD | ActionKind.MISSING:
+            counts.failed += 1
+        case ActionKind.STALE:
+            counts.stale += 1
+        case ActionKind.UNCHANGED | ActionKind.REFRESH | ActionKind.CONFLICT:
+            counts.unchanged += 1
+        case ActionKind.DROP:
+            pass  # gone from the source since it failed: no record left to count
+        case _:
+            assert_never(kind)
 
 
 @dataclass
@@ -144,8 +149,8 @@ class SyncRun:
             planned = PlannedDataflow(spec)
             try:
                 for action in self._planner(spec, links, plan_only=True).actions():
-                    count(planned.counts, action)
-                    if on_action is not None and action.kind not in {"unchanged", "refresh"}:
+                    count(planned.counts, action.kind, len(action.conflicts))
+                    if on_action is not None and action.kind not in {ActionKind.UNCHANGED, ActionKind.REFRESH}:
                         on_action(spec, action)
             except MapsyncError as exc:
                 planned.error = str(exc)
@@ -200,12 +205,12 @@ class SyncRun:
         planner = self._planner(spec, links, plan_only=False)
 
         def on_outcome(outcome: Outcome) -> None:
-            action = outcome.action
-            count(result.counts, action, outcome.new_conflicts)
-            if action.kind in FAILED_KINDS | {"stale"} and len(result.errors) < 100:
-                result.errors.append(_error_line(spec, action))
+            conflicts = len(outcome.action.conflicts) if outcome.new_conflicts is None else outcome.new_conflicts
+            count(result.counts, outcome.kind, conflicts)
+            if outcome.kind in FAILED_KINDS | {ActionKind.STALE} and len(result.errors) < 100:
+                result.errors.append(_error_line(spec, outcome))
             if progress is not None:
-                progress(spec.name, action)
+                progress(spec.name, outcome.action)
 
         workers = max(int(self.workspace.connections[side.connection].get("concurrency", 8))
                       for side in (spec.source, spec.target))
@@ -242,10 +247,10 @@ def _not_run(report: Report, spec: DataflowSpec, deadline: RunDeadline) -> None:
     result.errors.append(f"{spec.name}: not run: {deadline.error()}")
 
 
-def _error_line(spec: DataflowSpec, action: Action) -> str:
-    if not action.source_id:
-        return f"{spec.name}: {action.reason}"
-    return f"{spec.name}: {spec.source.entity} {action.source_id}: {action.reason}"
+def _error_line(spec: DataflowSpec, outcome: Outcome) -> str:
+    if not outcome.source_id:
+        return f"{spec.name}: {outcome.reason}"
+    return f"{spec.name}: {spec.source.entity} {outcome.source_id}: {outcome.reason}"
 
 
 def summary_rows(report: Report) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,16 +34,18 @@ from mapsync.redact import redact_url
 from mapsync.spec._yaml import load_document
 from mapsync.spec.model import DataflowSpec, Workspace
 from mapsync.state.base import StateStore
-from mapsync.sync.actions import CHANGES, Action, describe
-from mapsync.sync.planner import modified_of
+from mapsync.sync.actions import CHANGES, Action, ActionKind
 from mapsync.sync.runner import PlannedDataflow
+from mapsync.sync.scan import modified_of
 
 FORMAT_KEY, FORMAT = "mapsync_plan", 1
 # What apply --plan performs; the other kinds (fail, defer, ...) are in the file for the reviewer only.
-PERFORMED = CHANGES | {"conflict"}
+PERFORMED = CHANGES | {ActionKind.CONFLICT}
 NEW_PLAN = "make a new plan with `mapsync plan --out`"
 
 Entry = dict[str, Any]  # one action as saved
+# An action's first line as `mapsync plan` prints it (the CLI's renderer): a stale record's reason quotes it.
+Headline = Callable[[Action, str, str], str]
 
 
 class SavedPlanError(SpecError):
@@ -58,7 +60,7 @@ class SavedPlanError(SpecError):
 def markers(spec: DataflowSpec, action: Action) -> dict[str, str | None]:
     """Each side's change marker as the action saw it: read now, else the link's (the side was not read,
     so the plan relied on it being as last synced); None for a side that has no record (gone, or to create)."""
-    removal = action.kind in {"delete", "unlink"}
+    removal = action.kind in {ActionKind.DELETE, ActionKind.UNLINK}
     link = action.link
     return {
         "source": None if removal and action.side == "target" else _marker(
@@ -163,9 +165,10 @@ def _performed(items: list[Entry]) -> list[Entry]:
 class SavedPlan:
     path: Path
     document: dict[str, Any]
+    headline: Headline
 
     @classmethod
-    def load(cls, path: Path) -> SavedPlan:
+    def load(cls, path: Path, *, headline: Headline) -> SavedPlan:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -176,7 +179,7 @@ class SavedPlan:
             raise SavedPlanError(path, f"plan format {document[FORMAT_KEY]!r}; this mapsync reads format {FORMAT}")
         if not isinstance(document.get("dataflows"), dict) or not isinstance(document.get("workspace"), dict):
             raise SavedPlanError(path, "not a complete mapsync plan: 'dataflows' or 'workspace' is missing")
-        return cls(path, document)
+        return cls(path, document, headline)
 
     @property
     def dataflows(self) -> dict[str, dict[str, Any]]:
@@ -229,6 +232,18 @@ class SavedPlan:
 
     # -- per record: stale ----------------------------------------------------------------------------
 
+    def _staleness(self, spec: DataflowSpec, saved: Entry, action: Action) -> str:
+        then = saved.get("markers") or {}
+        now = markers(spec, action)
+        changed = [f"{side.label} changed ({then.get(name) or 'none'} -> {now[name] or 'gone'})"
+                   for name, side in (("source", spec.source), ("target", spec.target))
+                   if then.get(name) != now[name]]
+        if changed:
+            return f"{' and '.join(changed)} since the plan was made"
+        if _shape(json.loads(json.dumps(action.to_json(), default=str))) != _shape(saved):
+            return f"would now be planned as: {self.headline(action, spec.source.entity, spec.target.entity)}"
+        return ""
+
     def screen(self, spec: DataflowSpec, actions: Iterator[Action]) -> Iterator[Action]:
         """The planned actions, planned again from records read again by id: those still the same go on,
         the others come out as `stale`; an action the plan does not hold is never performed."""
@@ -239,7 +254,7 @@ class SavedPlan:
             if key is None or key in answered:
                 continue
             answered.add(key)
-            problem = _staleness(spec, planned[key], action)
+            problem = self._staleness(spec, planned[key], action)
             yield action if not problem else _stale(spec, planned[key], problem)
         for key, item in planned.items():
             if key not in answered:
@@ -250,18 +265,7 @@ def _shown(connection: dict[str, Any] | None) -> str:
     return "absent" if connection is None else f"{connection.get('type')} at {connection.get('base_url')}"
 
 
-def _staleness(spec: DataflowSpec, saved: Entry, action: Action) -> str:
-    then = saved.get("markers") or {}
-    now = markers(spec, action)
-    changed = [f"{side.label} changed ({then.get(name) or 'none'} -> {now[name] or 'gone'})"
-               for name, side in (("source", spec.source), ("target", spec.target)) if then.get(name) != now[name]]
-    if changed:
-        return f"{' and '.join(changed)} since the plan was made"
-    if _shape(json.loads(json.dumps(action.to_json(), default=str))) != _shape(saved):
-        return f"would now be planned as: {describe(action, spec.source.entity, spec.target.entity)[0]}"
-    return ""
-
-
 def _stale(spec: DataflowSpec, saved: Entry, problem: str) -> Action:
-    return Action("stale", spec.name, saved.get("source_id"), saved.get("target_id"), label=saved.get("label", ""),
+    return Action(ActionKind.STALE, spec.name, saved.get("source_id"), saved.get("target_id"),
+                  label=saved.get("label", ""),
                   reason=f"{problem}; not written (the next plan includes it)")
