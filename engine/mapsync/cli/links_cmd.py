@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -26,8 +28,14 @@ def _open(ctx: click.Context, dataflow: str | None = None) -> tuple[Workspace, S
     return workspace, open_store(workspace.state_url)
 
 
-def _store(ctx: click.Context, dataflow: str | None = None) -> StateStore:
-    return _open(ctx, dataflow)[1]
+@contextmanager
+def _store(ctx: click.Context, dataflow: str | None = None) -> Iterator[StateStore]:
+    """The workspace's state store, closed when the command is done with it."""
+    store = _open(ctx, dataflow)[1]
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -47,8 +55,7 @@ def links() -> None:
 @click.pass_context
 def list_links(ctx: click.Context, dataflow: str | None, state: str | None, limit: int, as_json: bool) -> None:
     """List links: dataflow, source id, target id, state, last synced."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         rows: list[dict[str, Any]] = []
         for link in store.iter_links(dataflow, state):
             if limit and len(rows) >= limit:
@@ -56,8 +63,6 @@ def list_links(ctx: click.Context, dataflow: str | None, state: str | None, limi
             rows.append({"dataflow": link.dataflow, "source_id": link.source_id, "target_id": link.target_id,
                          "state": link.state, "synced_at": link.updated_at})
         print_listing("links", LINK_KEYS, rows, as_json=as_json)
-    finally:
-        store.close()
 
 
 @links.command("export")
@@ -66,12 +71,9 @@ def list_links(ctx: click.Context, dataflow: str | None, state: str | None, limi
 @click.pass_context
 def export_links(ctx: click.Context, dataflow: str | None, out: Any) -> None:
     """Every link as one JSON object per line, with the last-synced values of both sides."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         for link in store.iter_links(dataflow):
             out.write(json.dumps(asdict(link), ensure_ascii=False) + "\n")
-    finally:
-        store.close()
 
 
 @links.command("unlink")
@@ -80,12 +82,9 @@ def export_links(ctx: click.Context, dataflow: str | None, out: Any) -> None:
 @click.pass_context
 def unlink(ctx: click.Context, dataflow: str, source_id: str) -> None:
     """Forget the link of SOURCE_ID; both records stay as they are."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         link = links_admin.unlink(store, dataflow, source_id)
         click.echo(f"unlinked {dataflow}: {link.source_id} <-> {link.target_id}")
-    finally:
-        store.close()
 
 
 @links.command("relink")
@@ -113,11 +112,8 @@ def relink(ctx: click.Context, dataflow: str, source_id: str, target_id: str) ->
 @click.pass_context
 def conflicts(ctx: click.Context, dataflow: str | None, as_json: bool) -> None:
     """Manual conflicts waiting for a person: the value on each side, the last synced one, and since when."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         print_listing("conflicts", CONFLICT_KEYS, map(conflict_row, store.iter_conflicts(dataflow)), as_json=as_json)
-    finally:
-        store.close()
 
 
 @links.command("resolve")
@@ -128,13 +124,10 @@ def conflicts(ctx: click.Context, dataflow: str | None, as_json: bool) -> None:
 @click.pass_context
 def resolve(ctx: click.Context, dataflow: str, source_id: str, use: str, prop: str | None) -> None:
     """Settle a manual conflict; the winning value is written on the next apply."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         settled = links_admin.resolve(store, dataflow, source_id, use, prop)
         click.echo(f"{settled} conflict{'s' if settled != 1 else ''} of {dataflow} {source_id} settled for the "
                    f"{use}; run apply to write it")
-    finally:
-        store.close()
 
 
 @links.command("failed")
@@ -143,14 +136,11 @@ def resolve(ctx: click.Context, dataflow: str, source_id: str, use: str, prop: s
 @click.pass_context
 def failed(ctx: click.Context, dataflow: str | None, as_json: bool) -> None:
     """The dead-letter ledger: records that failed or wait, with the reason; retried on every apply."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         rows = ({"dataflow": d.dataflow, "side": d.side, "record_id": d.record_id, "status": d.status,
                  "attempts": d.attempts, "reason": d.reason, "first_failed_at": d.first_failed_at,
                  "last_failed_at": d.last_failed_at} for d in store.iter_dead_letters(dataflow))
         print_listing("failed records", FAILED_KEYS, rows, as_json=as_json)
-    finally:
-        store.close()
 
 
 @links.command("retry")
@@ -184,12 +174,9 @@ def retry(ctx: click.Context, dataflow: str, record_id: str) -> None:
 def dismiss(ctx: click.Context, dataflow: str, record_id: str) -> None:
     """Take a failed record (RECORD_ID: either side's id) out of the ledger; it is left as it is, and no
     apply retries it until it changes again (or `apply --full` reads it)."""
-    store = _store(ctx, dataflow)
-    try:
+    with _store(ctx, dataflow) as store:
         letter = links_admin.dismiss(store, dataflow, record_id)
         click.echo(f"dismissed {dataflow} {letter.record_id}: {letter.reason}")
-    finally:
-        store.close()
 
 
 # The keys of each listing's rows, also the --json objects' keys.

@@ -214,12 +214,15 @@ class SqlStore(ABC):
         return [found[key] for key in sorted(found)]
 
     def _links_where_in(self, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[Link]:
+        return map(row_to_link, self._rows_where_in(SELECT_LINKS, dataflow, column, ids))
+
+    def _rows_where_in(self, select: str, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[Row]:
+        """The rows of `select` whose `column` is among `ids`, a chunk of bound parameters per query."""
         unique_ids = list(dict.fromkeys(ids))
         for start in range(0, len(unique_ids), ID_CHUNK):
             chunk = unique_ids[start:start + ID_CHUNK]
-            sql = f"{SELECT_LINKS} WHERE dataflow = ? AND {column} IN ({placeholders(len(chunk))})"
-            for row in self._query(sql, (dataflow, *chunk)):
-                yield row_to_link(row)
+            yield from self._query(f"{select} WHERE dataflow = ? AND {column} IN ({placeholders(len(chunk))})",
+                                   (dataflow, *chunk))
 
     def link_by_source(self, dataflow: str, source_id: str) -> Link | None:
         rows = self._query(f"{SELECT_LINKS} WHERE dataflow = ? AND source_id = ?", (dataflow, source_id))
@@ -373,12 +376,7 @@ class SqlStore(ABC):
         return list(self._retired_where_in(dataflow, "target_id", target_ids))
 
     def _retired_where_in(self, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[RetiredLink]:
-        unique_ids = list(dict.fromkeys(ids))
-        for start in range(0, len(unique_ids), ID_CHUNK):
-            chunk = unique_ids[start:start + ID_CHUNK]
-            sql = f"{SELECT_RETIRED} WHERE dataflow = ? AND {column} IN ({placeholders(len(chunk))})"
-            for row in self._query(sql, (dataflow, *chunk)):
-                yield row_to_retired(row)
+        return map(row_to_retired, self._rows_where_in(SELECT_RETIRED, dataflow, column, ids))
 
     def iter_retired(self, dataflow: str | None = None) -> Iterator[RetiredLink]:
         return keyset_pages(self._query, "retired_links", RETIRED_COLUMNS, LINK_KEY,
