@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mapsync.mapping.functions import functions_reference
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schemas" / "mapping.schema.json"
 PAGE_PATH = ROOT / "docs" / "mapping-reference.md"
@@ -51,6 +53,8 @@ SECTIONS = (
     ("side", "`source` and `target`", "Each side names a connection and one of its entities."),
     ("row", "A property row (an item of `properties`)", "One row per synchronised target property."),
     ("example", "An example (an item of `examples`)", "`mapsync test` runs each example forward and backward."),
+    ("create_id", "An id template (`create_id.source`, `create_id.target`)",
+     "How mapsync names the records it creates where the client chooses ids; see [Creates](#creates)."),
 )
 
 GUIDE = """\
@@ -148,6 +152,62 @@ write (a plain row then flows only the other way), and `mapsync docs` shows the 
   reverse: {Mobil: mobile, Telefon: mobile}   # Telefon is written by the row above; this one writes Mobil
 ```
 
+## Lookup tables
+
+A top-level `lookups:` section holds named tables, from a source value to a target value. A row's
+`lookup` names one: the source value is translated by the table on its way to the target, and the target
+value by the inverse table on its way back, so a plain row with a lookup stays two-way.
+
+```yaml
+lookups:
+  towns: {"Oslo": OSLO, "Bergen": BERGEN}
+  managers: {"1042": 7, "1043": 8}          # employee numbers in Tidsbanken -> in Custompms
+properties:
+  - {source: Poststed,       target: postal_address.city, type: string,  lookup: towns, lookup_unknown: keep}
+  - {source: Avdelingsleder, target: manager_employee_id, type: integer, lookup: managers}
+```
+
+- Keys are text, and must be quoted when they look like numbers or booleans (`"10":`, not `10:`, which
+  `validate` refuses). A source value finds the key of its text: `10`, `10.0` and `"10"` all find `"10"`,
+  `true` finds `"true"`. Back, the key goes into the source field in that field's type: `"10"` is written
+  as the number `10` into an integer field.
+- Values are target values of the row's `type` (checked by `validate`, like the target property's schema).
+- An empty source value (null or `""`) is never looked up: null, or the row's `default`, is written.
+- A table used both ways (a row with `direction: both` or `reverse`) must be one-to-one: two keys giving
+  one value could not go back, and `validate` names them. With `direction: forward` any table will do.
+- A computed row may have a lookup only with `direction: forward`; a reference row never has one.
+
+`lookup_unknown` says what a value the table does not hold does (back: a value the inverse table does
+not hold):
+
+| value | an unknown value |
+|---|---|
+| `fail` (default) | fails the record, with the row's file:line, the table and the value; the run goes on |
+| `keep` | passes as it is |
+| `null` | writes null |
+
+```console
+$ mapsync apply
+...
+error: avdeling-customer: Avdeling A102: cannot map it: Poststed: 'Hamar' is not a key of lookup table 'towns' (row at mappings/avdeling-customer.yaml:20, lookup_unknown: fail)
+```
+
+## Defaults
+
+A row's `default` is the value written to the target when the source value is null or `""`, on create
+and on update. It must fit the row's `type` and the target property; `validate` checks both.
+
+```yaml
+- {source: Adresse, target: postal_address.line1, type: string, default: Ukjent adresse}
+```
+
+A default is never copied back. mapsync counts the default as the source's value: after a department
+without an address is created with `line1: Ukjent adresse`, the link records `Ukjent adresse` for both
+sides, the source's `Adresse` stays `""`, and later runs find the pair unchanged. A value typed into the
+source replaces the default in the target; emptying it again writes the default again. An edit in the
+target flows back as usual (emptying `line1` there empties `Adresse`, and the pair then rests as it is).
+A default is not for `direction: reverse` rows nor reference rows.
+
 ## Constants
 
 `constants` are target properties with a fixed value:
@@ -194,6 +254,56 @@ match:
 | `source` | a target record with no partner gets a new source record |
 | `both` | both of the above |
 | `none` | never create; only match keys link records |
+
+### Ids of created records
+
+A system that chooses its own ids (Custompms) gives every new record one. Where the client chooses the id
+(Tidsbanken), mapsync sends `mapsync-<dataflow>-<32 hex digits>` unless `create_id` gives a template for
+that side:
+
+```yaml
+create: both
+create_id:
+  source: {template: "K{counter:05}"}                 # K00001, K00002, ...
+  # or: {template: "{value}-{short}", expression: "upper(Navn)"}
+```
+
+| placeholder | becomes |
+|---|---|
+| `{counter}` | a number kept in the state store per dataflow and side, never given twice (taken in the same transaction that records the pending create); `{counter:05}` pads it to 5 digits |
+| `{uuid}` | 32 random hex digits |
+| `{short}` | 8 random hex digits |
+| `{value}` | what `expression` gives on the record being created, in its own system's property names |
+
+A template needs `{counter}`, `{uuid}` or `{short}`. When the system refuses an id because another
+record holds it (Tidsbanken answers 409 and the record there does not hold what mapsync sent), that
+record is never linked: the create takes the next id, up to 5 per record and run, then fails the record
+(the next run goes on counting). Choose a prefix nobody else uses. `validate` refuses `create_id` for a
+side whose system chooses the ids, and for a side this dataflow never creates in. `mapsync plan` does not
+show the ids: they are taken when `apply` sends the create.
+
+## Filters
+
+`where` (on the source record) and `target_where` (on the target record) are JMESPath expressions that
+say which records the dataflow is about. A record is in scope when its filter is truthy, as JMESPath counts
+it: anything but `null`, `false`, `""`, `[]` and `{}` (so `0` is in scope).
+
+```yaml
+where: "Aktiv"                      # only active Kunder
+target_where: "active"              # only active Customers
+# where: "Aktiv && Organisasjonsnummer != ''"   # any expression, with the functions rows can use
+```
+
+- A record out of scope is never created on the other side, never matched (a target record out of scope is
+  not a match candidate) and never linked.
+- A linked record that leaves the scope is handled as if it had left its system: the delete policy and the
+  delete guard apply, and `mapsync plan` shows it with the reason `left the filter (where: Aktiv)`.
+- A record that enters the scope is matched or created as usual; one that had been linked before it left is
+  linked again to its old partner.
+
+`validate` checks a filter as it checks a row (it compiles, every field it reads exists), at its line. See
+[filters](sync-semantics.md#filters) for the details: incremental runs, `deletes.policy: ignore`, and
+what to do after changing a filter.
 
 ## Conflicts
 
@@ -252,6 +362,10 @@ examples:
 - `direction: forward` or `direction: reverse` runs only that way (use it for examples of one-way rows).
 - `links` gives the links that reference rows need: `{dataflow: {source id: target id}}`.
 - `validate` checks that every key of `source` and `target` is a property of its entity.
+
+To try the rows on a live record instead, `mapsync test --record kunde-customer:K10002` reads it (a
+target record: `kunde-customer:target:ID`), shows it mapped to the other side, its linked partner as it is
+now and what the partner would write back, and writes nothing.
 
 ## A worked example
 
@@ -426,7 +540,7 @@ def render(schema: dict[str, Any] | None = None) -> str:
         out.append(f"{intro} (`$defs/{name}` in the schema.)\n")
         out.append(table(definition["properties"], definition.get("required", []), section=name))
         out.append(_conditions(definition))
-    out.append(GUIDE)
+    out.append(GUIDE.replace("\n## Constants\n", f"\n{functions_reference()}\n## Constants\n", 1))  # after computed rows
     return "\n".join(part.rstrip("\n") + "\n" for part in out if part)
 
 

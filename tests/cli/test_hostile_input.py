@@ -122,4 +122,5 @@ def test_an_expression_failing_inside_jmespath_fails_its_example(tmp_path: Path,
     result = run("test")
     assert result.exit_code == 1, result.output
     assert "FAIL avdeling-customer: a name compared with a number (forward)" in result.stdout
-    assert "cannot evaluate 'Navn > `1`': TypeError: '>' not supported" in result.stdout
+    assert ("mappings/avdeling-customer.yaml:6: cannot evaluate 'Navn > `1`' on Avdeling record (no id): "
+            "> cannot compare a string with a number") in result.stdout

@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
+from http_kit import SECRET, Handler, Sleeps
 
 from mapsync.connectors import create_connector
 from mapsync.connectors.base import Connector
+from mapsync.connectors.http import HttpClient, HttpSettings
 from mapsync.sandbox import Sandbox
 
 # Never dialled: every request goes through the emulator's transport.
@@ -49,3 +52,34 @@ def connect_to() -> Iterator[Callable[..., Connector]]:
     yield connect
     for connector in made:
         connector.close()
+
+
+# -- the HTTP layer on a MockTransport (test_http, test_answer) ---------------------------------------
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def make_client(sleeps: Sleeps) -> Iterator[Callable[..., HttpClient]]:
+    clients: list[HttpClient] = []
+
+    def make(handler: Handler, **settings: float | int | None) -> HttpClient:
+        client = HttpClient(
+            "tidsbanken",
+            "https://api.example.test",
+            headers={"tb-key": SECRET},
+            settings=HttpSettings(**settings),  # type: ignore[arg-type]
+            auth_hint="check TIDSBANKEN_API_KEY",
+            secrets=[SECRET],
+            transport=httpx.MockTransport(handler),
+            sleep=sleeps,
+            backoff=lambda attempt: 0.01 * (attempt + 1),
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from mapsync.connectors import (
     settings_schema,
 )
 from mapsync.errors import SpecError, SpecErrors
+from mapsync.spec.loader import load_workspace
 
 TB = {"type": "tidsbanken", "base_url": "https://tb.test", "api_key": "K-123", "subscription_key": "S-456"}
 
@@ -46,18 +48,23 @@ def test_unknown_type_lists_the_known_ones() -> None:
         create_connector("erp", {"type": "sap"})
 
 
-def test_unknown_key_is_named_without_echoing_values() -> None:
-    with pytest.raises(SpecError) as info:
-        create_connector("tidsbanken", {**TB, "api_kee": "SECRET-VALUE"})
-    assert "api_kee" in str(info.value)
-    assert "SECRET-VALUE" not in str(info.value)
+def _load_with_connection(tmp_path: Path, block: str) -> SpecErrors | SpecError:
+    (tmp_path / "mapsync.yaml").write_text(f"state: sqlite:///s.db\nmappings: []\nconnections:\n  c:\n{block}")
+    with pytest.raises((SpecError, SpecErrors)) as info:
+        load_workspace(tmp_path / "mapsync.yaml")
+    return info.value
 
 
-def test_several_problems_are_reported_at_once() -> None:
-    with pytest.raises(SpecErrors) as info:
-        create_connector("pms", {"type": "custompms", "base_url": "x", "page_size": 501})
-    message = str(info.value)
-    assert "token" in message and "page_size" in message
+def test_unknown_key_is_named_at_load_without_echoing_values(tmp_path: Path) -> None:
+    error = _load_with_connection(tmp_path, "    type: tidsbanken\n    base_url: http://x\n    api_key: k\n"
+                                            "    subscription_key: s\n    api_kee: SECRET-VALUE\n")
+    assert "mapsync.yaml:9" in str(error) and "api_kee" in str(error)
+    assert "SECRET-VALUE" not in str(error)
+
+
+def test_several_problems_are_reported_at_load_at_once(tmp_path: Path) -> None:
+    error = _load_with_connection(tmp_path, "    type: custompms\n    base_url: http://x\n    page_size: 501\n")
+    assert "token" in str(error) and "page_size" in str(error)
 
 
 @pytest.mark.parametrize("type_name", ["tidsbanken", "custompms"])

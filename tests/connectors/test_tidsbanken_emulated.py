@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mapsync.errors import AuthError, ConnectorError, NotFoundError, RefusedError, SpecError
+from mapsync.connectors import settings_schema
+from mapsync.errors import AuthError, ConnectorError, NotFoundError, RefusedError
 from mapsync.sandbox import Faults, SeedSize
+from mapsync.spec._schema_errors import schema_problems
 
 MOMENT = datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)
 
@@ -32,9 +34,10 @@ def test_paging_edges(empty_sandbox, connect_to, count: int, page_size: int, pag
     assert tb.request_counts().get("GET", 0) == pages
 
 
-def test_a_page_size_that_cannot_hold_the_anchor_is_refused(empty_sandbox, connect_to) -> None:
-    with pytest.raises(SpecError, match="page_size"):
-        connect_to(empty_sandbox, "tidsbanken", page_size=1)
+def test_a_page_size_that_cannot_hold_the_anchor_is_refused_at_load() -> None:
+    block = {"type": "tidsbanken", "base_url": "http://x", "api_key": "k", "subscription_key": "s", "page_size": 1}
+    problems = schema_problems(settings_schema("tidsbanken"), block, ("connections", "tidsbanken"))
+    assert [(path[-1], message) for path, message in problems] == [("page_size", "1 is less than the minimum of 2")]
 
 
 def test_records_sharing_the_cursors_instant_are_not_lost(empty_sandbox, connect_to) -> None:

@@ -39,12 +39,23 @@ class MapsyncGroup(click.Group):
 @click.option("--config", "config_path", envvar="MAPSYNC_CONFIG", type=click.Path(dir_okay=False),
               help="The workspace config (default: ./mapsync.yaml).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="MAPSYNC_LOG_FORMAT", help="Logs on stderr: text lines, or one JSON object per line.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), envvar="MAPSYNC_LOG_LEVEL",
+              help="Least level logged (default: warning for text, info for json or with -v); info logs every "
+                   "write, debug adds the values written.")
+@click.option("-v", "--verbose", is_flag=True, help="Also log every HTTP request (method, path, status, ms).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, debug: bool, log_format: str, log_level: str | None,
+        verbose: bool) -> None:
     """mapsync: declarative two-way sync between business systems."""
+    from mapsync.observe import logs
+
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["debug"] = debug
+    logs.configure(log_format, log_level, verbose=verbose)
+    ctx.call_on_close(logs.unconfigure)
 
 
 def _register_commands() -> None:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mapsync.cli._app import EXIT_FAILED, cli
 from mapsync.cli._render import ApplyProgress, headline, print_summary
 from mapsync.cli._workspace import check_dataflows, max_delete_share_option, workspace_from
+from mapsync.errors import MapsyncError
 from mapsync.spec.model import Workspace
+from mapsync.sync.report import Report
 from mapsync.sync.runner import SyncRun
 from mapsync.sync.saved_plan import SavedPlan
+
+if TYPE_CHECKING:
+    from mapsync.observe.metrics import Metrics
 
 
 def _check_id_form(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -61,10 +67,13 @@ def ids_by_dataflow(workspace: Workspace, record_ids: tuple[str, ...], *, datafl
               help="Stop the run after this many seconds: the dataflow being synced stops unfinished (its cursors "
                    "stay), the ones not started are reported as not run, and the exit status is 1.")
 @max_delete_share_option
+@click.option("--push-metrics", metavar="URL",
+              help="After the run, push its metrics to this Prometheus Pushgateway (job mapsync); a push that fails "
+                   "is reported and makes the exit status 1.")
 @click.pass_context
 def apply(ctx: click.Context, dataflows: tuple[str, ...], full: bool, record_ids: tuple[str, ...],
           plan_file: Path | None, json_report: str | None, lock_wait: float, progress: bool | None,
-          max_delete_share: float | None, max_duration: float | None) -> None:
+          max_delete_share: float | None, max_duration: float | None, push_metrics: str | None) -> None:
     """Sync every dataflow (or those named), in dependency order."""
     workspace = workspace_from(ctx)
     show_progress = sys.stderr.isatty() if progress is None else progress
@@ -77,10 +86,12 @@ def apply(ctx: click.Context, dataflows: tuple[str, ...], full: bool, record_ids
         run = SyncRun(workspace, dataflows=names, full=full, max_delete_share=max_delete_share, only_ids=only_ids)
     with run, ApplyProgress(show_progress) as bar:
         report = run.apply(lock_wait=lock_wait, progress=bar, max_duration=max_duration)
+        metrics = _observed(report, run) if push_metrics else None  # the dead letters read before closing
     if json_report:
         report.write(Path(json_report))
     print_summary(report)
-    if not report.succeeded:  # manual conflicts left waiting still exit 0
+    pushed = _push_metrics(metrics, push_metrics)
+    if not report.succeeded or not pushed:  # manual conflicts left waiting still exit 0
         ctx.exit(EXIT_FAILED)
 
 
@@ -94,3 +105,23 @@ def _saved_plan_run(workspace: Workspace, plan_file: Path, *, dataflows: tuple[s
     # The plan's dataflows, each limited to its planned records; the state is checked under the locks.
     return SyncRun(workspace, dataflows=list(saved.dataflows), max_delete_share=saved.max_delete_share,
                    only_ids=saved.only_ids(), screen=saved)
+
+
+def _observed(report: Report, run: SyncRun) -> Metrics:
+    from mapsync.observe.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.observe_report(report, run.store, expected=[spec.name for spec in run.specs])
+    return metrics
+
+
+def _push_metrics(metrics: Metrics | None, url: str | None) -> bool:
+    """apply --push-metrics: False, after one line on stderr, when the push failed."""
+    if metrics is None or url is None:
+        return True
+    try:
+        metrics.push(url)
+    except MapsyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return False
+    return True

@@ -18,9 +18,7 @@ import httpx
 
 from mapsync.connectors.base import Change, Connector, EntityInfo, Record
 from mapsync.connectors.http import HttpClient, HttpSettings
-from mapsync.errors import SpecError, SpecErrors
-from mapsync.spec._schema_errors import schema_problems
-from mapsync.spec._yaml import render_path
+from mapsync.errors import SpecError
 from mapsync.spec.entities import entity_schema_file
 
 _BUILTIN_MODULES = ("mapsync.connectors.custompms", "mapsync.connectors.tidsbanken")
@@ -74,15 +72,17 @@ def settings_schema(type_name: str) -> dict[str, Any]:
 def create_connector(
     name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
 ) -> Connector:
-    """Build the connector for one connection block (its `${VAR}`s already resolved).
+    """Build the connector for one connection block of a loaded workspace.
 
-    Raises SpecError for an unknown `type` or a block that does not fit the type's settings schema.
+    The block was checked once, when mapsync.yaml was loaded (with file and line: spec/loader.py, against
+    `settings_schema`); this only picks the factory, and raises SpecError for a type nothing registered.
     """
     type_name = settings.get("type")
     if not isinstance(type_name, str):
         raise SpecError(f"connection {name!r} has no type; known types: {', '.join(known_types())}")
-    schema = settings_schema(type_name)
-    _validate_settings(name, settings, schema)
+    _load_builtins()
+    if type_name not in _factories:
+        raise _unknown_type(type_name)
     return _factories[type_name](name, settings, transport=transport)
 
 
@@ -97,16 +97,6 @@ def load_entity_info(system: str, filename: str, *, can_delete: bool = False) ->
         can_delete=can_delete,
         server_fields=frozenset(schema.get("x-server-fields", ())),
     )
-
-
-def _validate_settings(name: str, settings: Mapping[str, Any], schema: dict[str, Any]) -> None:
-    # Worded as when mapsync.yaml is loaded (one renderer), less the file and line this block has none of.
-    problems = [SpecError(f"{render_path(path)}: {message}")
-                for path, message in schema_problems(schema, dict(settings), base=("connections", name))]
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise SpecErrors(problems)
 
 
 def _unknown_type(type_name: str) -> SpecError:

@@ -43,6 +43,9 @@ class HttpBackedConnector:
     def request_counts(self) -> dict[str, int]:
         return self._http.request_counts()
 
+    def request_status_counts(self) -> dict[str, dict[str, int]]:
+        return self._http.request_status_counts()
+
     def set_run_deadline(self, deadline: RunDeadline | None) -> None:
         """Every request from now on ends by `deadline` (None: only its own request_deadline)."""
         self._http.run_deadline = deadline

@@ -34,11 +34,11 @@ class HttpSettings:
             timeout=float(settings.get("timeout", cls.timeout)),
             max_retries=int(settings.get("max_retries", cls.max_retries)),
             rate_limit=None if rate is None else float(rate),
-            concurrency=max(1, int(settings.get("concurrency", cls.concurrency))),
-            page_size=min(MAX_PAGE_SIZE, max(1, int(settings.get("page_size", cls.page_size)))),
+            concurrency=int(settings.get("concurrency", cls.concurrency)),
+            page_size=int(settings.get("page_size", cls.page_size)),
             request_deadline=float(settings.get("request_deadline", cls.request_deadline)),
             max_answer_bytes=int(settings.get("max_answer_bytes", cls.max_answer_bytes)),
-            max_pages=max(1, int(settings.get("max_pages", cls.max_pages))),
+            max_pages=int(settings.get("max_pages", cls.max_pages)),
         )
 
 

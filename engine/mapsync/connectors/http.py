@@ -39,6 +39,7 @@ from mapsync.connectors._http_errors import certificate_failure, classify_status
 from mapsync.connectors._http_settings import HTTP_SETTINGS_PROPERTIES, MAX_PAGE_SIZE, HttpSettings
 from mapsync.connectors._ratelimit import TokenBucket, Unlimited
 from mapsync.errors import AuthError, ConnectorError, FieldError, TransportError
+from mapsync.observe import logs
 
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 BACKOFF_BASE = 0.2
@@ -108,6 +109,7 @@ class HttpClient:
         )
         self._writes = threading.BoundedSemaphore(settings.concurrency)
         self._counts: Counter[str] = Counter()
+        self._answered: Counter[tuple[str, str]] = Counter()  # (method, status or "error"/"timeout")
         self._counts_lock = threading.Lock()
 
     def request(
@@ -129,19 +131,24 @@ class HttpClient:
             while True:
                 self._limiter.acquire()
                 budget = self._budget()
-                self._count(method)
                 try:
-                    response = self._send(method, path, budget, params=params, json=json, headers=headers)
+                    response = self._attempt(method, path, budget, params=params, json=json, headers=headers)
                 except httpx.TransportError as exc:
                     self._fail_fast(method, path, exc)
                     if attempt >= self.settings.max_retries:
                         raise self._transport_error(method, path, exc) from exc
-                    self._pause(self._backoff(attempt))
+                    pause = self._backoff(attempt)
+                    logs.http_retry(self.connection, method, path, attempt=attempt + 1, delay=pause, error=exc,
+                                    mask=self._mask)
+                    self._pause(pause)
                     attempt += 1
                     continue
                 if response.status_code in RETRYABLE_STATUSES and attempt < self.settings.max_retries:
                     delay = retry_after_seconds(response.headers.get("Retry-After"))
-                    self._pause(self._backoff(attempt) if delay is None else delay)
+                    pause = self._backoff(attempt) if delay is None else delay
+                    logs.http_retry(self.connection, method, path, attempt=attempt + 1, delay=pause,
+                                    status=response.status_code, mask=self._mask)
+                    self._pause(pause)
                     attempt += 1
                     continue
                 if response.is_error or 300 <= response.status_code < 400:
@@ -160,6 +167,25 @@ class HttpClient:
         if self.run_deadline is not None:
             seconds = min(seconds, self.run_deadline.remaining())
         self._sleep(seconds)
+
+    def _attempt(self, method: str, path: str, budget: float, **options: Any) -> httpx.Response:
+        """One attempt, counted by method and by how it was answered (for metrics): the status, or a word."""
+        answered = "error"  # no answer: refused, dropped, or not HTTP
+        started = time.monotonic()
+        try:
+            response = self._send(method, path, budget, **options)
+            answered = str(response.status_code)
+            return response
+        except httpx.TimeoutException:  # DeadlineExceeded too
+            answered = "timeout"
+            raise
+        except ConnectorError as exc:  # an answer refused while it was read (too large, bad encoding)
+            answered = "error" if exc.status is None else str(exc.status)
+            raise
+        finally:
+            self._count(method, answered)
+            logs.http_request(self.connection, method, path, options.get("params"), started=started,
+                              answered=answered, mask=self._mask)
 
     def _send(self, method: str, path: str, budget: float, **options: Any) -> httpx.Response:
         """One attempt: the body is streamed so that the deadline and the size cap hold while it arrives."""
@@ -250,6 +276,14 @@ class HttpClient:
         with self._counts_lock:
             return dict(self._counts)
 
+    def request_status_counts(self) -> dict[str, dict[str, int]]:
+        """Requests sent so far per method and answer: a status ("200") or "error"/"timeout" (no answer)."""
+        with self._counts_lock:
+            counts: dict[str, dict[str, int]] = {}
+            for (method, answered), n in self._answered.items():
+                counts.setdefault(method, {})[answered] = n
+            return counts
+
     def close(self) -> None:
         self._client.close()
 
@@ -319,9 +353,10 @@ class HttpClient:
         with self._writes:
             yield
 
-    def _count(self, method: str) -> None:
+    def _count(self, method: str, answered: str) -> None:
         with self._counts_lock:
             self._counts[method] += 1
+            self._answered[method, answered] += 1
 
     def _mask(self, text: str) -> str:
         for secret in self._secrets:

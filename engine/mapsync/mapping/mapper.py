@@ -15,7 +15,8 @@ from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 
 from mapsync.errors import MappingError
-from mapsync.mapping.paths import Getter, get_path, make_getter, plain_path, set_path, split
+from mapsync.mapping.lookups import back_converter, forward_converter
+from mapsync.mapping.paths import ExpressionError, Getter, get_path, make_evaluator, make_getter, set_path, split
 from mapsync.mapping.types import Coerce, canonical_converter, source_converter
 from mapsync.spec._yaml import render_path
 from mapsync.spec.entities import property_schema
@@ -65,25 +66,15 @@ class CompiledRow:
     read_target: Getter
     canonical: Coerce
     back: tuple[tuple[tuple[str, ...], Getter, Coerce], ...]  # (source path, getter on target, to source repr)
+    convert_source: Coerce | None = None  # source value -> canonical, for a row with a lookup or a default
 
 
-def _evaluator(expression: str) -> Getter:
-    """The getter of a row's expression. jmespath itself lets a few odd values escape as bare Python errors
-    (`a > b` on a number and a string: TypeError; a zero slice step: ValueError; ceil of infinity:
-    OverflowError); they become the JMESPathError every caller turns into a failed record."""
-    getter = make_getter(expression)
-    if plain_path(expression) is not None:
-        return getter  # a dict walk: nothing to guard, and the hot path stays direct
-
-    def evaluate(record: Mapping[str, Any]) -> Any:
-        try:
-            return getter(record)
-        except JMESPathError:
-            raise
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise JMESPathError(f"{type(exc).__name__}: {exc}") from None
-
-    return evaluate
+def _evaluator(expression: str, spec: DataflowSpec, row: Row, side: str = "source") -> Getter:
+    """The getter of a row's expression on a record of `side`: a failure is an ExpressionError naming the
+    row's file:line and the record (see make_evaluator)."""
+    schema, entity = (spec.source_schema, spec.source.entity) if side == "source" else \
+        (spec.target_schema, spec.target.entity)
+    return make_evaluator(expression, f"{spec.file}:{row.line}", entity, str(schema.get("x-key", "id")))
 
 
 class Mapper:
@@ -100,10 +91,8 @@ class Mapper:
         self.target_check = WriteCheck(spec.target.entity, spec.target_schema)
         self.source_check = WriteCheck(spec.source.entity, spec.source_schema)
         # Precomputed per-row tuples for the hot paths (forward runs once per record and row).
-        self._forward_plan = tuple(
-            (r.row.target, r.row.source_path if r.row.source_path is not None and "." not in r.row.source_path
-             else None, r.read_source, r.canonical, _UNCHANGED.get(r.row.type), r.row.type == "reference", r.row)
-            for r in self.rows)
+        self._forward_plan = tuple((r.row.target, *_forward_step(r), r.row.type == "reference", r.row)
+                                   for r in self.rows)
         self._placement = tuple((r.row.target, *_place(r.target_parts)) for r in self.rows)
         self._constants = tuple((split(key), value) for key, value in spec.constants.items())
         self._flat_constants = all(len(parts) == 1 for parts, _ in self._constants)
@@ -121,14 +110,16 @@ class Mapper:
         if row.source_path is not None:
             prop = property_schema(self.spec.source_schema, row.source_path) or {}
             to_source = source_converter(row.type, prop, self.zone)
-            back = ((split(row.source_path), make_getter(row.target), _chain(canonical, to_source)),)
+            back = ((split(row.source_path), make_getter(row.target),
+                     back_converter(self.spec, row, canonical, to_source)),)
         else:
             back = tuple(
-                (split(path), _evaluator(expression),
+                (split(path), _evaluator(expression, self.spec, row, "target"),
                  source_converter(_loose_type(self.spec, path), property_schema(self.spec.source_schema, path) or {},
                                   self.zone))
                 for path, expression in row.reverse)
-        return CompiledRow(row, split(row.target), _evaluator(row.source), make_getter(row.target), canonical, back)
+        return CompiledRow(row, split(row.target), _evaluator(row.source, self.spec, row), make_getter(row.target),
+                           canonical, back, forward_converter(self.spec, row, canonical))
 
     # -- forward ------------------------------------------------------------------------------------
 
@@ -146,6 +137,8 @@ class Mapper:
                 # Fast path: None, and a non-empty value already of the canonical type, convert to themselves.
                 if value is not None and (type(value) is not unchanged or value == ""):
                     value = canonical(value)
+            except ExpressionError:
+                raise  # names the row's file:line and the record already
             except MappingError as exc:
                 raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=row.source, value=exc.value) from None
             except JMESPathError as exc:
@@ -291,8 +284,8 @@ class Mapper:
                     if row.type == "reference":
                         value = self._to_source_id(row, compiled.canonical(value), links)
                     value = convert(value)
-                except UnresolvedReference:
-                    raise  # the record waits for its reference; not a bad value
+                except (UnresolvedReference, ExpressionError):
+                    raise  # the record waits for its reference; a failed expression names its row and record
                 except MappingError as exc:
                     raise MappingError(str(exc.args[0]).split(": ", 1)[-1], prop=row.target,
                                        value=exc.value) from None
@@ -404,8 +397,18 @@ def _place(parts: tuple[str, ...]) -> tuple[str | None, str | None, tuple[str, .
     return None, None, parts
 
 
-def _chain(first: Coerce, second: Coerce) -> Coerce:
-    return lambda value: second(first(value))
+def _forward_step(compiled: CompiledRow) -> tuple[str | None, Getter, Coerce, type | None]:
+    """(field key for a direct dict read or None, getter, converter, the type the converter keeps as it is)
+    of a row in the forward hot path. A row with a lookup or a default reads and converts in its getter."""
+    row, convert, read = compiled.row, compiled.convert_source, compiled.read_source
+    if convert is not None:
+        return None, lambda record: convert(read(record)), _same, None
+    key = row.source_path if row.source_path is not None and "." not in row.source_path else None
+    return key, read, compiled.canonical, _UNCHANGED.get(row.type)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _loose_type(spec: DataflowSpec, source_path: str) -> str:

@@ -1,12 +1,18 @@
-"""Dotted property paths (postal_address.line1): read, write, and plain-path detection."""
+"""Dotted property paths (postal_address.line1): read, write, and plain-path detection; the getters of
+mapping expressions, which evaluate with mapsync's functions and fail naming the row and the record."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import ArityError, JMESPathError, JMESPathTypeError, VariadictArityError
+
+from mapsync.errors import MappingError
+from mapsync.mapping.functions import OPTIONS
 
 Getter = Callable[[Mapping[str, Any]], Any]
 
@@ -94,4 +100,64 @@ def make_getter(expression: str) -> Getter:
     if parts is not None:
         return lambda record: get_path(record, parts)
     compiled = jmespath.compile(expression)
-    return compiled.search
+    return functools.partial(compiled.search, options=OPTIONS)  # a C-level call: no extra Python frame
+
+
+class ExpressionError(MappingError):
+    """An expression that failed on a record: names the row (file:line), the expression and the record,
+    never a bare JMESPath message. `prop` stays the expression, as for any MappingError of a row."""
+
+    def __init__(self, origin: str, expression: str, record: str, reason: str) -> None:
+        shown = repr(expression) if len(expression) <= 60 else repr(expression[:60]) + "..."
+        super().__init__(f"{origin}: cannot evaluate {shown} on {record}: {reason}")
+        self.prop = expression
+
+
+def make_evaluator(expression: str, origin: str, entity: str = "", key: str = "id") -> Getter:
+    """make_getter for a row's expression: a failure raises ExpressionError naming `origin` (file:line)
+    and the record (`entity` and the value of its `key` field). jmespath itself lets a few odd values
+    escape as bare Python errors (`a > b` on a number and a string: TypeError; ceil of infinity:
+    OverflowError); they are caught too. A plain path is a dict walk: nothing to guard, kept direct."""
+    getter = make_getter(expression)
+    if plain_path(expression) is not None:
+        return getter
+
+    def evaluate(record: Mapping[str, Any]) -> Any:
+        try:
+            return getter(record)
+        except (JMESPathError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+            record_id = record.get(key) if isinstance(record, Mapping) else None
+            raise ExpressionError(origin, expression, _record_name(entity, record_id), explain(exc)) from None
+
+    return evaluate
+
+
+def _record_name(entity: str, record_id: Any) -> str:
+    what = f"{entity} record" if entity else "the record"
+    return f"{what} {record_id!r}" if record_id is not None else f"{what} (no id)"
+
+
+_JSON_TYPES = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean",
+               "NoneType": "null", "list": "an array", "dict": "an object", "null": "null", "string": "a string",
+               "number": "a number", "boolean": "a boolean", "array": "an array", "object": "an object"}
+_COMPARISON = re.compile(r"'(\S+)' not supported between instances of '(\w+)' and '(\w+)'")
+
+
+def explain(exc: BaseException) -> str:
+    """Why an expression failed, in the words of a mapping (JSON types, the function's name)."""
+    if isinstance(exc, JMESPathTypeError):
+        wanted = " or ".join(t.replace("array-", "array of ") for t in exc.expected_types)
+        got = _JSON_TYPES.get(exc.actual_type, exc.actual_type)
+        return f"{exc.function_name}() cannot take {got} there (it takes {wanted})"
+    if isinstance(exc, ArityError):
+        least = "at least " if isinstance(exc, VariadictArityError) else ""
+        return (f"{exc.function_name}() takes {least}{exc.expected_arity} argument"
+                f"{'' if exc.expected_arity == 1 else 's'}, not {exc.actual_arity}")
+    if isinstance(exc, RecursionError):
+        return "the value is nested too deeply"
+    match = _COMPARISON.search(str(exc)) if isinstance(exc, TypeError) else None
+    if match:
+        operator, left, right = match.groups()
+        return f"{operator} cannot compare {_JSON_TYPES.get(left, left)} with {_JSON_TYPES.get(right, right)}"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

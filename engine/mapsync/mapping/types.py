@@ -188,3 +188,30 @@ def target_type_fits(type_name: str, prop_schema: Mapping[str, Any]) -> str | No
         better = "date" if fmt == "date" else "datetime"
         return f"type string does not fit a property of format {fmt} (use type {better})"
     return None
+
+
+def key_text(value: Any) -> str | None:
+    """The text a value is looked up by in a lookup table. YAML keys are text, and a record's value may be a
+    number: 10, 10.0 and "10" all find the key "10", true finds "true". A list or an object finds nothing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
+def field_converter(prop_schema: Mapping[str, Any]) -> Coerce:
+    """A value (a lookup key text) into the JSON type of a source property: "10" into an integer field is 10."""
+    kind = prop_schema.get("type")
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    if "string" in kinds or not kinds - {None, "null"}:
+        return lambda value: value
+    if "integer" in kinds:
+        return to_integer
+    if "number" in kinds:
+        return to_number
+    return to_boolean if "boolean" in kinds else (lambda value: value)

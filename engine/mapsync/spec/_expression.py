@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import jmespath
-import jmespath.functions
 from jmespath.exceptions import JMESPathError
+
+from mapsync.mapping.functions import FUNCTION_TABLE, MOST_ARGUMENTS, literal_problem
 
 MAX_EXPRESSION_DEPTH = 50  # levels of the parsed tree; `join(' ', [a, b])` has 3, a field path one per field
 _SHOWN = 60  # characters of an expression quoted in a message
@@ -58,22 +59,36 @@ def _depth(tree: Any) -> int:
 
 
 def _function_problem(tree: Any) -> str | None:
-    """jmespath checks function names and argument counts only when it evaluates: check them now."""
+    """jmespath checks function names and argument counts only when it evaluates: check them now, and
+    the literal arguments a mapping function can judge before any record (a regular expression)."""
     for node in _nodes(tree):
         if node.get("type") != "function_expression":
             continue
         name = str(node.get("value"))
-        entry = _FUNCTIONS.get(name)
+        entry = FUNCTION_TABLE.get(name)
         if entry is None:
-            return f"unknown JMESPath function {name}() (known: {', '.join(sorted(_FUNCTIONS))})"
-        signature = entry["signature"]
-        given = len(node.get("children", ()))
-        variadic = bool(signature) and signature[-1].get("variadic", False)
-        if given < len(signature) or (given > len(signature) and not variadic):
-            plural = "" if len(signature) == 1 else "s"
-            wanted = f"at least {len(signature)}" if variadic else str(len(signature))
-            return f"JMESPath function {name}() takes {wanted} argument{plural}, not {given}"
+            return f"unknown JMESPath function {name}() (known: {', '.join(sorted(FUNCTION_TABLE))})"
+        arguments = list(node.get("children", ()))
+        problem = _arity_problem(name, entry["signature"], len(arguments)) or literal_problem(name, arguments)
+        if problem:
+            return problem
     return None
+
+
+def _arity_problem(name: str, signature: list[dict[str, Any]], given: int) -> str | None:
+    least = len(signature)
+    variadic = bool(signature) and signature[-1].get("variadic", False)
+    most = MOST_ARGUMENTS.get(name, None if variadic else least)
+    if least <= given and (most is None or given <= most):
+        return None
+    if most is None:
+        wanted = f"at least {least}"
+    elif most == least:
+        wanted = str(least)
+    else:
+        wanted = f"{least} or {most}" if most == least + 1 else f"{least} to {most}"
+    plural = "" if wanted in {"1", "at least 1"} else "s"
+    return f"JMESPath function {name}() takes {wanted} argument{plural}, not {given}"
 
 
 def _nodes(tree: Any) -> list[dict[str, Any]]:
@@ -85,9 +100,6 @@ def _nodes(tree: Any) -> list[dict[str, Any]]:
             found.append(node)
             stack.extend(node.get("children", ()))
     return found
-
-
-_FUNCTIONS: dict[str, Any] = jmespath.functions.Functions().FUNCTION_TABLE
 
 
 def _first_line(exc: Exception) -> str:

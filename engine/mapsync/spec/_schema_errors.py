@@ -2,7 +2,7 @@
 
 The one renderer of jsonschema's errors: the same wording and the same secret rule whether the
 instance was read from a file (`schema_errors`, with file and line) or handed over in code
-(`schema_problems`, as used by `create_connector`).
+(`schema_problems`, key paths only).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,10 +13,12 @@ from mapsync.errors import SpecError
 from mapsync.mapping.paths import field_names, plain_path
 from mapsync.mapping.types import target_type_fits
 from mapsync.spec._expression import expression_problem, shown
+from mapsync.spec._row_values import Problem, lookup_tables, lookup_unknown_of, row_value_problems
 from mapsync.spec._schema_errors import schema_errors
 from mapsync.spec._yaml import Document, KeyPath
+from mapsync.spec.create_id import create_id_problems
 from mapsync.spec.entities import entity_names, entity_schema, format_schema, property_schema
-from mapsync.spec.model import DataflowSpec, Example, Row, Side
+from mapsync.spec.model import CreateId, DataflowSpec, Direction, Example, Row, RowType, Side, _member
 from mapsync.spec.ownership import settle_shared_writes
 
 
@@ -29,9 +31,14 @@ class MappingChecker:
         self.connections = connections
         self.errors = errors
         self.broken = broken  # connections in mapsync.yaml that are unusable (reported there already)
+        self.lookups: dict[str, dict[str, Any]] = {}  # the `lookups:` tables, keyed by key text
 
     def fail(self, path: KeyPath, message: str) -> None:
         self.errors.append(self.doc.error(path, message))
+
+    def fail_all(self, problems: Iterable[Problem]) -> None:
+        for path, message in problems:
+            self.fail(path, message)
 
     def build(self) -> DataflowSpec | None:
         data = self.doc.data
@@ -60,22 +67,41 @@ class MappingChecker:
         source_schema = self._entity_schema("source", source)
         target_schema = self._entity_schema("target", target)
         zone = self._timezone(data.get("timezone", "Europe/Oslo"))
+        self.lookups = lookup_tables(data.get("lookups"))
         positions = [i for i, raw in enumerate(data["properties"]) if isinstance(raw, dict)]
         rows = [self._row(i, data["properties"][i], source_schema, target_schema) for i in positions]
         self._check_duplicate_targets(rows)
         rows = self._settle_shared_writes(rows, positions, source, target)
         self._check_constants(data.get("constants") or {}, target_schema)
         self._check_match(data.get("match") or [], target_schema)
+        self._check_filter("where", data.get("where"), source_schema, "source")
+        self._check_filter("target_where", data.get("target_where"), target_schema, "target")
         deletes = data.get("deletes") or {}
         return DataflowSpec(
             name=data["dataflow"], file=self.doc.file, source=source, target=target, rows=rows,
             title=data.get("title", ""), description=data.get("description", ""),
-            create=data.get("create", "target"), timezone=zone, conflicts=data.get("conflicts", "source-wins"),
+            create=data.get("create", "target"), timezone=zone,
+            create_ids=self._create_ids(data.get("create_id") or {}, data.get("create", "target"),
+                                        {"source": source_schema, "target": target_schema}),
+            conflicts=data.get("conflicts", "source-wins"),
             delete_policy=deletes.get("policy", "unlink"), delete_max_share=float(deletes.get("max_share", 0.1)),
             match=[list(keys) for keys in data.get("match") or []], constants=dict(data.get("constants") or {}),
+            where=_text_or_none(data.get("where")), target_where=_text_or_none(data.get("target_where")),
+            where_line=self.doc.line_of(("where",)), target_where_line=self.doc.line_of(("target_where",)),
             examples=self._examples(data.get("examples") or [], source_schema, target_schema),
-            source_schema=source_schema or {}, target_schema=target_schema or {},
+            source_schema=source_schema or {}, target_schema=target_schema or {}, lookups=self.lookups,
         )
+
+    def _create_ids(self, raw: dict[str, Any], create: str, schemas: dict[str, dict[str, Any] | None]
+                    ) -> dict[str, CreateId]:
+        for path, message in create_id_problems(raw, create, schemas):
+            self.fail(path, message)
+        for side, entry in raw.items():
+            expression = entry.get("expression")
+            if expression and self._compiles(("create_id", side, "expression"), expression):
+                self._known_fields(("create_id", side, "expression"), expression, schemas[side], side)
+        return {side: CreateId(entry["template"], entry.get("expression"), self.doc.line_of(("create_id", side)))
+                for side, entry in raw.items()}
 
     def _side(self, key: str, raw: dict[str, Any]) -> Side:
         name, entity = raw["connection"], raw["entity"]
@@ -158,11 +184,22 @@ class MappingChecker:
                                                         f"{field_path!r}")
             if self._compiles((*at, "reverse", field_path), rexpr):
                 self._known_fields((*at, "reverse", field_path), rexpr, target_schema, "target")
-        return Row(source=expression, target=target, type=kind, direction=direction, reverse=reverse,
+        self.fail_all(row_value_problems(
+            raw, at, kind=kind, direction=direction, plain=plain is not None or not compiles, tables=self.lookups,
+            prop=property_schema(target_schema, target) if target_schema and target else None,
+            entity=str((target_schema or {}).get("title", "target"))))
+        return Row(source=expression, target=target, type=_member(RowType, kind),
+                   direction=_member(Direction, direction), reverse=reverse,
                    dataflow=_text_or_none(raw.get("dataflow")), on_missing=_on_missing(raw),
                    source_path=".".join(plain) if plain else None,
                    description=str(raw.get("description", "")), line=self.doc.line_of(at),
-                   wins=raw.get("wins") is True)
+                   wins=raw.get("wins") is True, lookup=_text_or_none(raw.get("lookup")),
+                   lookup_unknown=lookup_unknown_of(raw), default=raw.get("default"))
+
+    def _check_filter(self, key: str, expression: Any, schema: dict[str, Any] | None, side: str) -> None:
+        """`where` / `target_where`: it compiles, and every field it reads is one of its side's."""
+        if isinstance(expression, str) and expression and self._compiles((key,), expression):
+            self._known_fields((key,), expression, schema, side)
 
     def _check_duplicate_targets(self, rows: list[Row]) -> None:
         seen: dict[str, int] = {}

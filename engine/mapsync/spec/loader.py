@@ -15,6 +15,7 @@ from mapsync.spec._yaml import Document, load_document
 from mapsync.spec.checker import MappingChecker
 from mapsync.spec.entities import format_schema
 from mapsync.spec.model import DataflowSpec, Workspace
+from mapsync.spec.run_settings import read_run_settings
 
 CONFIG_NAME = "mapsync.yaml"
 DEFAULT_STATE = "sqlite:///.mapsync/state.db"
@@ -66,10 +67,19 @@ def _load(config_file: Path, env: Mapping[str, str], errors: list[SpecError]) ->
     unloaded: set[str] = set()
     specs = _load_mappings(doc, data, config_file.parent, connections, errors, broken=broken, unloaded=unloaded)
     ordered = _dependency_order(specs, errors, unloaded)
-    return Workspace(config_file.parent, config_file, state_url, connections, ordered)
+    run = read_run_settings(doc, data, list(ordered), errors, unloaded)
+    return Workspace(config_file.parent, config_file, state_url, connections, ordered, run=run,
+                     history_keep_days=_history_keep_days(data))
 
 
 # -- config -----------------------------------------------------------------------------------------
+
+def _history_keep_days(data: dict[str, Any]) -> int:
+    """`history: {keep_days}` (the schema has checked it is a whole number of days, 1 or more)."""
+    history = data.get("history")
+    days = history.get("keep_days") if isinstance(history, dict) else None
+    return days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else 90
+
 
 def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecError],
                        unset: set[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from mapsync.spec._expression import shown
-from mapsync.spec.model import Row
+from mapsync.spec.model import Direction, Row
 
 SOURCE, TARGET = "source", "target"
 
@@ -109,5 +109,6 @@ def _without(row: Row, lost: set[tuple[str, str]]) -> Row:
     forward = row.flows_forward and (TARGET, row.target) not in lost
     reverse = tuple((path, expr) for path, expr in row.reverse if (SOURCE, path) not in lost)
     back = row.flows_back and (reverse if row.source_path is None else (SOURCE, row.source_path) not in lost)
-    direction = "both" if forward and back else "forward" if forward else "reverse" if back else "none"
+    direction = (Direction.BOTH if forward and back else Direction.FORWARD if forward
+                 else Direction.REVERSE if back else Direction.NONE)
     return replace(row, direction=direction, reverse=reverse)

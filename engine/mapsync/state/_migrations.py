@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mapsync.errors import StateError
+from mapsync.state._history import history_statements
 
 META_TABLE = "mapsync_meta"
 SCHEMA_VERSION_KEY = "schema_version"
@@ -153,6 +154,26 @@ MIGRATIONS: tuple[Migration, ...] = (
                 dataflow TEXT PRIMARY KEY,
                 links INTEGER NOT NULL,
                 confirmed_at TEXT NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        version=4,
+        description="the history of every write (mapsync history, see _history)",
+        statements=(),
+        # Only the auto-numbered key differs: SQLite's rowid, PostgreSQL's identity column.
+        only={"sqlite": history_statements("INTEGER PRIMARY KEY"),
+              "postgresql": history_statements("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")},
+    ),
+    Migration(
+        version=5,
+        description="the counters of create_id templates: the last {counter} given, per dataflow and side",
+        statements=(
+            """CREATE TABLE id_counters (
+                dataflow TEXT NOT NULL,
+                side TEXT NOT NULL,
+                value BIGINT NOT NULL,
+                PRIMARY KEY (dataflow, side)
             )""",
         ),
     ),

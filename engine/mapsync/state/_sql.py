@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mapsync.errors import StateError
+from mapsync.state._history import HistoryMixin
 from mapsync.state._lock import FencedLock, LockProbe, UniqueViolation
 from mapsync.state._migrations import (
     META_TABLE,
@@ -75,7 +76,7 @@ StoreT = TypeVar("StoreT", bound="SqlStore")
 ID_CHUNK = 500
 
 
-class SqlStore(ABC):
+class SqlStore(HistoryMixin, ABC):
     """Every `StateStore` method, written once; subclasses connect and speak their driver."""
 
     url: str
@@ -327,6 +328,17 @@ class SqlStore(ABC):
     def iter_pending(self, dataflow: str | None = None) -> Iterator[PendingCreate]:
         return keyset_pages(self._query, "pending_creates", PENDING_COLUMNS, PENDING_KEY,
                             filters={"dataflow": dataflow}, convert=row_to_pending)
+
+    # -- create_id counters ---------------------------------------------------------------------------
+
+    def take_counter(self, dataflow: str, side: str) -> int:
+        """The next {counter} of a dataflow's creates on `side` (1 first): never given twice, since it is
+        taken in the caller's transaction, the one that records the pending create using it."""
+        with self.transaction():
+            self._write("INSERT INTO id_counters (dataflow, side, value) VALUES (?, ?, 1) ON CONFLICT "
+                        "(dataflow, side) DO UPDATE SET value = id_counters.value + 1", (dataflow, side))
+            rows = self._query("SELECT value FROM id_counters WHERE dataflow = ? AND side = ?", (dataflow, side))
+        return int(rows[0][0])
 
     # -- dead letters ---------------------------------------------------------------------------------
 

@@ -67,6 +67,28 @@ class Conflict:
     detected_at: str = ""
 
 
+@dataclass
+class HistoryEntry:
+    """One write mapsync made to a record (or an operator's change to a pair), and why.
+
+    `side` is the side written ("source" or "target"), or "state" when only mapsync's own record of the
+    pair changed (a link made or removed, a conflict left for a person, an operator's resolve).
+    `changes` maps each property (the mapping's target path) to what happened to it: "old" and "new"
+    values, and for a conflict settled automatically the policy, the winner and the losing value.
+    """
+
+    dataflow: str
+    source_id: str
+    target_id: str
+    side: str
+    kind: str  # create, update, delete, link, relink, unlink, conflict, resolve
+    why: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    at: str = ""  # stamped by the store when empty
+    id: int | None = None  # given by the store
+
+
 class RunLock(Protocol):
     """What `StateStore.lock` yields: the proof that a run still holds its lock, checked before each write.
 
@@ -109,6 +131,9 @@ class StateStore(Protocol):
     def remove_pendings(self, dataflow: str, side: str, record_ids: Sequence[str]) -> None: ...
     def iter_pending(self, dataflow: str | None = None) -> Iterator[PendingCreate]: ...
 
+    # create_id counters: the next {counter} of a dataflow's creates on a side, in the caller's transaction
+    def take_counter(self, dataflow: str, side: str) -> int: ...
+
     # dead letters
     def add_dead_letter(self, letter: DeadLetter) -> None: ...
     def remove_dead_letter(self, dataflow: str, side: str, record_id: str) -> None: ...
@@ -141,6 +166,12 @@ class StateStore(Protocol):
 
     # the manual conflicts waiting on one pair (the executor keeps an unchanged one's detected_at)
     def conflicts_of(self, dataflow: str, source_id: str) -> list[Conflict]: ...
+
+    # the history of every write (see state/_history.py)
+    def add_history(self, entries: Sequence[HistoryEntry]) -> None: ...
+    def history_of(self, dataflow: str, record_id: str, *, side: str = "source", limit: int | None = None
+                   ) -> list[HistoryEntry]: ...
+    def prune_history(self, dataflow: str, before: str, *, limit: int = 10_000) -> int: ...
 
 
 @dataclass(kw_only=True)

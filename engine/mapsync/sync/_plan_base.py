@@ -5,7 +5,7 @@ checker only, so every part type-checks on its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mapsync.connectors.base import Change
@@ -53,6 +53,9 @@ class PlannerBase(UsesContext):
         self._retired: dict[str, RetiredLink | None] = {}  # source id -> its entry (None: looked up, none)
         self._retired_targets: dict[str, tuple[RetiredLink, dict[str, Any]]] = {}  # listed, unlinked, named
         self._retired_resolved: set[str] = set()  # source ids of entries relinked or found dead in this run
+        # Filters (_plan_filters): pairs whose target_where could not be evaluated wait, reported once.
+        self._scope_held: set[str] = set()  # their source ids
+        self._scope_failures: list[Action] = []
 
     def _source_id(self, record: dict[str, Any]) -> str:
         key = str(self.spec.source_schema.get("x-key", "id"))
@@ -84,7 +87,18 @@ class PlannerBase(UsesContext):
 
         def _creates_back(self) -> Iterator[Action]: ...
 
-        def _deletion(self, link: Link, gone: str) -> list[Action]: ...
+        def _deletion(self, link: Link, gone: str, why: str | None = None) -> list[Action]: ...
+
+        def _source_in_scope(self, record: Mapping[str, Any]) -> bool: ...
+
+        def _target_in_scope(self, record: Mapping[str, Any]) -> bool: ...
+
+        def _outside_scope(self, source_id: str, record: dict[str, Any], link: Link | None
+                           ) -> list[Action] | None: ...
+
+        def _linked_target_stays(self, link: Link, record: dict[str, Any]) -> bool: ...
+
+        def _left_scope_of_pair(self, source: dict[str, Any], target: dict[str, Any]) -> tuple[str, str] | None: ...
 
         def _guarded_deletes(self) -> Iterator[Action]: ...
 

@@ -53,7 +53,8 @@ class ByIdMixin(PlannerBase):
             return
         target = self.target.read(self.spec.target.entity, record_id)
         if target is not None and self.mapper.owns_target(target):
-            back[record_id] = target
+            if self._target_in_scope(target):  # else out of scope (target_where): nothing to do
+                back[record_id] = target
             return
         yield Action(ActionKind.MISSING, self.name, reason=f"{record_id}: not found on either side (neither a "
                      f"{self.spec.source.label} nor a {self.spec.target.label} of this dataflow)")
@@ -62,8 +63,10 @@ class ByIdMixin(PlannerBase):
         """Both records of a pair read now: merged three-way, or the delete policy when one is gone."""
         source = self.source.read(self.spec.source.entity, link.source_id)
         target = self.target.read(self.spec.target.entity, link.target_id)
-        if target is None or source is None:
-            for action in self._deletion(link, gone="target" if target is None else "source"):
+        left = None if target is None or source is None else self._left_scope_of_pair(source, target)
+        if target is None or source is None or left is not None:
+            gone, why = left or ("target" if target is None else "source", None)
+            for action in self._deletion(link, gone=gone, why=why):
                 # What was read of the side that is left: a saved plan compares its change marker.
                 self.scan.deletes.append(replace(action, source_record=source, target_record=target,
                                                  source_modified=modified_of(self.spec.source_schema, source)))

@@ -39,11 +39,12 @@ class GuardState:
 class DeletesMixin(PlannerBase):
     """Applies the delete policy and the guard; settles a complete apply."""
 
-    def _deletion(self, link: Link, gone: str) -> list[Action]:
-        """What the delete policy makes of a pair whose `gone` side's record no longer exists."""
+    def _deletion(self, link: Link, gone: str, why: str | None = None) -> list[Action]:
+        """What the delete policy makes of a pair whose `gone` side's record no longer exists (or, `why` says,
+        left its filter: handled alike)."""
         other = "target" if gone == "source" else "source"
         entity = self.spec.target.entity if other == "target" else self.spec.source.entity
-        reason = f"gone from the {gone}"
+        reason = why or f"gone from the {gone}"
         policy = self.spec.delete_policy
         match policy:
             case DeletePolicy.IGNORE:

@@ -121,5 +121,5 @@ class MatchingMixin(PlannerBase):
                 record = self.target.read(self.spec.target.entity, target_id)
             except ConnectorError:
                 continue  # still unreachable: it stays in the ledger for the next run
-            if record is not None and self.mapper.owns_target(record):
+            if record is not None and self.mapper.owns_target(record) and self._target_in_scope(record):
                 self.scan.unlinked_targets[target_id] = record

@@ -21,6 +21,10 @@ class RecordMixin(PlannerBase):
 
     def _plan_source_record(self, record: dict[str, Any], modified: str, link: Link | None) -> Iterator[Action]:
         source_id = self._source_id(record)
+        instead = self._outside_scope(source_id, record, link)
+        if instead is not None:
+            yield from instead  # out of scope (where): never created or linked; a linked one left it
+            return
         try:
             values, note = self._project_source(record, link)
         except UnresolvedReference as exc:

@@ -60,8 +60,8 @@ class RelinkMixin(PlannerBase):
                 # Creating instead could make a duplicate: try again next run.
                 return self._fail(entry.source_id, target_id, f"could not read its former partner {entity} "
                                   f"{target_id}: {exc}", exc.status, label=self._label(record))
-        if partner is not None and self.rules.refusal(target_id, partner):
-            partner = None  # no longer this dataflow's record (or linked in another dataflow): never taken
+        if partner is not None and (self.rules.refusal(target_id, partner) or not self._target_in_scope(partner)):
+            partner = None  # no longer this dataflow's record (or linked elsewhere, or out of scope): never taken
         if partner is None:
             if not self._kept_apart(entry):
                 self._gone(entry)
@@ -90,6 +90,8 @@ class RelinkMixin(PlannerBase):
         if source is None:
             self._gone(entry)
             return None
+        if not self._source_in_scope(source):
+            return None  # out of scope (where): its retired link is kept for when it comes back in
         return self._relink_read_source(entry, source, record)
 
     def _relink_read_source(self, entry: RetiredLink, source: dict[str, Any], target_record: dict[str, Any]

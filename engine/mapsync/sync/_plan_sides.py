@@ -32,7 +32,8 @@ class SidesMixin(PlannerBase):
                 cursor = max(cursor or change.modified, change.modified)
                 self._see_target(change, links.get(change.id))
             self._note_retired_targets([c for c in chunk if c.id not in links and c.record is not None
-                                        and not c.deleted and self.mapper.owns_target(c.record)])
+                                        and not c.deleted and self.mapper.owns_target(c.record)
+                                        and self._target_in_scope(c.record)])
         self.scan.target_cursor = cursor
 
     def _see_target(self, change: Change, link: Link | None) -> None:
@@ -44,9 +45,11 @@ class SidesMixin(PlannerBase):
         if not self.mapper.owns_target(change.record):
             return
         if link is None:
-            if self._wants_unlinked_targets():
+            if self._wants_unlinked_targets() and self._target_in_scope(change.record):
                 self.scan.unlinked_targets[change.id] = change.record
             return
+        if not self._linked_target_stays(link, change.record):
+            return  # left target_where: the delete policy decides, as for a deleted record
         if link.target_version != change.modified:
             self.scan.target_changed[change.id] = TargetSeen(change.record, change.modified)
 
@@ -160,5 +163,5 @@ class SidesMixin(PlannerBase):
             linked = {link.target_id for link in self.store.get_links(self.name, target_ids=[c.id for c in chunk])}
             for change in chunk:
                 if change.record is not None and not change.deleted and change.id not in linked \
-                        and self.mapper.owns_target(change.record):
+                        and self.mapper.owns_target(change.record) and self._target_in_scope(change.record):
                     self.scan.unlinked_targets[change.id] = change.record

@@ -7,7 +7,6 @@ lock stops there (LockLostError), and what was queued but not started is never s
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
@@ -19,9 +18,11 @@ from mapsync.connectors.base import Connector
 from mapsync.connectors.http import RunDeadline, RunDeadlineError
 from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError, StateError
 from mapsync.mapping.mapper import UnresolvedReference
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RetiredLink
+from mapsync.state.base import Conflict, DeadLetter, HistoryEntry, Link, PendingCreate, RetiredLink
 from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.context import DataflowContext, UsesContext
+from mapsync.sync.create_ids import CreateIds, pending_record_id
+from mapsync.sync.history import outcome_entries
 from mapsync.sync.scan import chunked, modified_of
 
 NEEDS_REQUEST = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.LINK, ActionKind.RELINK,
@@ -71,8 +72,10 @@ class Prepared:
 
 class Executor(UsesContext):
     def __init__(self, ctx: DataflowContext, *, workers: int, on_outcome: Callable[[Outcome], None],
-                 fence: Callable[[], None], deadline: RunDeadline | None = None) -> None:
+                 fence: Callable[[], None], deadline: RunDeadline | None = None, run_id: str = "") -> None:
         self.ctx = ctx
+        self.run_id = run_id  # names the run in the history of every write
+        self._history: list[HistoryEntry] = []  # recorded with the group's other writes
         self.fence = fence  # raises LockLostError once the run's lock is no longer its own
         self.workers = max(1, workers)
         self.on_outcome = on_outcome
@@ -85,6 +88,8 @@ class Executor(UsesContext):
         self._pendings_done: dict[str, list[str]] = {"target": [], "source": []}
         self._new_pairs: list[Link] = []  # links made in this run: retired entries naming their ids go
         self._retired_exist: bool | None = None
+        self.create_ids = CreateIds(ctx.spec, ctx.store)  # keys of creates; ids refused as taken
+        self._fresh_ids: list[Action] = []  # creates whose id another record holds: tried with a new one
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -104,7 +109,7 @@ class Executor(UsesContext):
             raise self.deadline.error()  # the dataflow stops unfinished: its cursors stay where they were
 
     def _submit(self, actions: Iterable[Action], pool: _Pool, inflight: set[Future[Outcome]]) -> None:
-        for batch in chunked(actions, self.workers * 4):
+        for batch in self._batches(actions, inflight):
             if self._deadline_passed():
                 return  # what is in flight still finishes, and is recorded
             for item in self._prepare_batch(batch):
@@ -115,6 +120,18 @@ class Executor(UsesContext):
                     self._collect(inflight, block=True)
                 inflight.add(pool.submit(self._perform, item))
             self._collect(inflight, block=False)
+
+    def _batches(self, actions: Iterable[Action], inflight: set[Future[Outcome]]) -> Iterable[list[Action]]:
+        """The planned actions in batches, each followed by the creates that must try a new id."""
+        for batch in chunked(actions, self.workers * 4):
+            yield from (batch, *self._take_fresh_ids())
+        while self.create_ids.entries and inflight:  # the last creates' ids may be refused too
+            self._collect(inflight, block=True)
+            yield from self._take_fresh_ids()
+
+    def _take_fresh_ids(self) -> list[list[Action]]:
+        taken, self._fresh_ids = self._fresh_ids, []
+        return [taken] if taken else []
 
     def _finish_inflight(self, inflight: set[Future[Outcome]]) -> None:
         while inflight:
@@ -129,7 +146,11 @@ class Executor(UsesContext):
     def _collect(self, inflight: set[Future[Outcome]], *, block: bool) -> None:
         done, _ = wait(inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         inflight.difference_update(done)
-        self._done.extend(future.result() for future in done)
+        for outcome in (future.result() for future in done):
+            if self.create_ids.try_again(outcome.action, outcome.error):
+                self._fresh_ids.append(outcome.action)
+            else:
+                self._done.append(outcome)
         if len(self._done) >= self.workers * 4:
             self._record_done()
 
@@ -148,11 +169,13 @@ class Executor(UsesContext):
             for outcome in self._done:
                 self._finish(outcome)
             self.store.put_links(self._links_made)
+            self.store.add_history(self._history)
             for side in ("target", "source"):
                 self.store.remove_pendings(self.spec.name, side, self._pendings_done[side])
             self._drop_retired_of_new_pairs()
         self._done.clear()
         self._links_made.clear()
+        self._history.clear()
         self._pendings_done = {"target": [], "source": []}
 
     # -- before the request: pending creates, bodies ------------------------------------------------
@@ -161,18 +184,20 @@ class Executor(UsesContext):
         # Pending creates are committed before any of their requests is sent: that is what makes a
         # crash or a timeout harmless (the rerun sends the same idempotency key / Id again).
         out: list[Prepared | Outcome] = []
-        for action in batch:
-            if action.kind not in NEEDS_REQUEST and not action.writes:
-                out.append(Outcome(action))
-                continue
-            try:
-                out.append(self._prepare(action))
-            except MapsyncError as exc:
-                out.append(Outcome(action, error=exc))
-        if any(isinstance(item, Prepared) for item in out):  # requests follow: fenced, with their pendings
-            with self.store.transaction():
-                self.fence()
-                self.store.add_pendings(self._new_pendings)
+        # A create_id {counter} is taken in the transaction that records the pending create naming it.
+        with self.store.transaction() if self.create_ids.used_by(batch) else nullcontext():
+            for action in batch:
+                if action.kind not in NEEDS_REQUEST and not action.writes:
+                    out.append(Outcome(action))
+                    continue
+                try:
+                    out.append(self._prepare(action))
+                except MapsyncError as exc:
+                    out.append(Outcome(action, error=exc))
+            if any(isinstance(item, Prepared) for item in out):  # requests follow: fenced, with their pendings
+                with self.store.transaction():
+                    self.fence()
+                    self.store.add_pendings(self._new_pendings)
         self._new_pendings.clear()
         return out
 
@@ -180,22 +205,21 @@ class Executor(UsesContext):
         prepared = Prepared(action)
         if action.kind == ActionKind.CREATE:
             side = action.side
-            record_id = action.source_id if side == "target" else action.target_id
-            prepared.idempotency_key = action.idempotency_key or self._new_pending(side, record_id or "")
             if side == "target":
-                prepared.target_body = self.mapper.create_body(action.source_values)
+                body = prepared.target_body = self.mapper.create_body(action.source_values)
             else:
-                body = self.mapper.create_back_body(action.target_record or {}, self.links)
-                key_field = str(self.spec.source_schema.get("x-key", "id"))
-                body[key_field] = prepared.idempotency_key
-                prepared.source_body = body
+                body = prepared.source_body = self.mapper.create_back_body(action.target_record or {}, self.links)
+            prepared.idempotency_key = action.idempotency_key or self._new_pending(action, body)
+            if side == "source":
+                body[str(self.spec.source_schema.get("x-key", "id"))] = prepared.idempotency_key
         elif action.source_changes:
             prepared.source_body = self.mapper.source_changes(action.target_record or {},
                                                               set(action.source_changes), self.links)
         return prepared
 
-    def _new_pending(self, side: str, record_id: str) -> str:
-        pending = PendingCreate(self.spec.name, side, record_id, _new_key(self.spec.name), now())
+    def _new_pending(self, action: Action, body: dict[str, Any]) -> str:
+        side, record_id = action.side, pending_record_id(action)
+        pending = PendingCreate(self.spec.name, side, record_id, self.create_ids.new_key(side, record_id, body), now())
         self._new_pendings.append(pending)  # committed with the rest of the batch, before any request
         return pending.idempotency_key
 
@@ -265,6 +289,8 @@ class Executor(UsesContext):
             self._out_of_time = True  # dead-lettered below, so the next run retries it
         if outcome.error is not None:
             self._dead_letter(outcome, outcome.error)
+            if self.create_ids.gave_up(action, outcome.error):  # every id it tried was refused: none names a record
+                self._pendings_done[action.side].append(pending_record_id(action))
         elif action.kind == ActionKind.CREATE:
             self._record_create(outcome)
         elif action.kind in PAIRED:
@@ -286,6 +312,7 @@ class Executor(UsesContext):
             self.store.remove_dead_letter(self.spec.name, "target", action.source_id or "")  # in sync: it leaves
         if outcome.error is None and action.note and not action.noted:
             self._write_note(outcome.source_id or "", action.note)
+        self._history.extend(outcome_entries(outcome, self.spec, self.run_id))
         self.on_outcome(outcome)
 
     def _write_note(self, source_id: str, note: str) -> None:
@@ -421,6 +448,3 @@ def _ledger_key(action: Action) -> tuple[str, str]:
         return "source", action.target_id or ""
     return "target", action.source_id or action.target_id or ""
 
-
-def _new_key(dataflow: str) -> str:
-    return f"mapsync-{dataflow}-{uuid.uuid4().hex}"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from mapsync.errors import PlanError
 from mapsync.state.base import DeadLetter, Link, StateStore
+from mapsync.sync.history import operator_entry, resolve_changes
 from mapsync.sync.link_rules import LinkRules
 
 
@@ -27,6 +28,7 @@ def unlink(store: StateStore, dataflow: str, source_id: str) -> Link:
         store.delete_link(dataflow, source_id)
         store.remove_conflicts(dataflow, source_id)
         store.remove_dead_letter(dataflow, "target", source_id)
+        store.add_history([operator_entry(link, "unlink", "unlinked by hand (mapsync links unlink)")])
     return link
 
 
@@ -47,6 +49,8 @@ def relink(rules: LinkRules, source_id: str, target_id: str) -> Link:
         # A retired entry naming either record would otherwise relink it elsewhere when it comes back.
         store.drop_retired(dataflow, source_ids=[source_id], target_ids=[target_id])
         _requeue(store, dataflow, source_id, "relinked by hand: merged on the next run")
+        store.add_history([operator_entry(link, "relink", "relinked by hand (mapsync links relink): merged on the "
+                                                          "next run")])
     return link
 
 
@@ -72,6 +76,9 @@ def resolve(store: StateStore, dataflow: str, source_id: str, use: str, prop: st
         for conflict in remaining:
             store.add_conflict(conflict)
         _requeue(store, dataflow, source_id, f"conflict resolved by hand for the {use}: synced on the next run")
+        store.add_history([operator_entry(link, "resolve", f"conflict resolved by hand for the {use} (mapsync links "
+                                                           "resolve): written on the next run",
+                                          resolve_changes(conflicts, use))])
     return len(conflicts)
 
 

@@ -13,6 +13,7 @@ state of `_plan_base.PlannerBase`:
 - `_plan_relink`: records that come back to their retired link
 - `_plan_deletes`: the delete policy, the guard, and what a complete apply settles
 - `_plan_by_id`: just the records named (--id, a saved plan)
+- `_plan_filters`: `where` and `target_where`, which records are in scope
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from itertools import chain
 
 from mapsync.sync._plan_by_id import ByIdMixin
 from mapsync.sync._plan_deletes import DeletesMixin
+from mapsync.sync._plan_filters import FiltersMixin
 from mapsync.sync._plan_matching import MatchingMixin
 from mapsync.sync._plan_record import RecordMixin
 from mapsync.sync._plan_relink import RelinkMixin
@@ -32,7 +34,7 @@ from mapsync.sync.actions import Action, ActionKind
 __all__ = ["DataflowPlanner"]
 
 
-class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, DeletesMixin, ByIdMixin):
+class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, DeletesMixin, ByIdMixin, FiltersMixin):
     """Plans one dataflow: `actions()` streams its actions, `settle()` follows a complete apply."""
 
     def actions(self) -> Iterator[Action]:
@@ -53,8 +55,9 @@ class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, Delet
             return  # not a complete scan: the scan stays incomplete, so no cursor moves and nothing is settled
         self._scan_target()
         handled: set[str] = set()
-        for action in chain(self._scan_source(handled), self._retries(handled), self._target_only_changes(),
-                            self._creates_back(), self._guarded_deletes()):
+        for action in chain(self._filter_failures(), self._scan_source(handled), self._retries(handled),
+                            self._target_only_changes(), self._targets_back_in_scope(), self._creates_back(),
+                            self._guarded_deletes()):
             yield self._stamped(action)
         if self.scan.full_source and not self.scan.deletes and not self.plan_only:
             self._find_retired_with_partner_gone()

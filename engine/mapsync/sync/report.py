@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ class DataflowReport:
     # Manual conflicts waiting for a person after the run (new or not), and the first of them in full.
     conflicts_waiting: int = 0
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0  # seconds the runner spent on this dataflow (its metrics histogram)
 
     @property
     def status(self) -> str:
@@ -85,12 +87,17 @@ def conflict_row(conflict: Conflict) -> dict[str, Any]:
 
 @dataclass
 class Report:
+    # One id per run: it names the run in the JSON report, the logs and the history of every write.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     dataflows: dict[str, DataflowReport] = field(default_factory=dict)
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per connection, method and answer status ("200", or "error"/"timeout" for no answer): for metrics.
+    request_statuses: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # run-level: lock, connections
     max_delete_share: float | None = None  # apply --max-delete-share, for this run (None: each mapping's)
+    lock_held: bool = False  # nothing ran: another run holds a lock this one needs (see errors)
 
     def dataflow(self, name: str) -> DataflowReport:
         return self.dataflows.setdefault(name, DataflowReport(name))
@@ -130,12 +137,13 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "run_id": self.run_id,
             "started_at": self.started_at.isoformat(),
             "finished_at": (self.finished_at or datetime.now(UTC)).isoformat(),
             "duration_seconds": round(self.duration, 3),
             "max_delete_share": self.max_delete_share,
             "dataflows": {name: {**asdict(r.counts), "status": r.status, "conflicts_waiting": r.conflicts_waiting,
-                                 "errors": r.errors}
+                                 "duration_seconds": round(r.duration, 3), "errors": r.errors}
                           for name, r in self.dataflows.items()},
             "total": asdict(self.total),
             "conflicts_waiting": self.conflicts_waiting,

@@ -3,6 +3,8 @@ order, each planned and (for apply) executed, cursors saved only when a dataflow
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -12,15 +14,17 @@ from typing import Any, Protocol, assert_never
 from mapsync.connectors import create_connector
 from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors.base import Connector
-from mapsync.connectors.http import RunDeadline
+from mapsync.connectors.http import RunDeadline, RunDeadlineError
 from mapsync.errors import LockHeldError, LockLostError, MapsyncError, PlanError
 from mapsync.mapping.mapper import Mapper
+from mapsync.observe import logs
 from mapsync.spec.model import DataflowSpec, Workspace
 from mapsync.state import open_store
 from mapsync.state.base import RunLock, StateStore
 from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.context import DataflowContext
 from mapsync.sync.executor import Executor, Outcome
+from mapsync.sync.history import prune_history
 from mapsync.sync.link_rules import LinkRules, rivals_of
 from mapsync.sync.lookup import PlannedLinks, StoreLinks
 from mapsync.sync.planner import DataflowPlanner
@@ -99,6 +103,7 @@ class SyncRun:
         self.deadline: RunDeadline | None = None  # apply's --max-duration
         self.only_ids = only_ids  # --id / a saved plan: per dataflow, just these records (no cursor moves)
         self.screen = screen  # a saved plan: performs its own actions only
+        self._stop_requested = False  # request_stop(): the worker is shutting down
 
     def __enter__(self) -> SyncRun:
         if self._store is None:
@@ -161,7 +166,14 @@ class SyncRun:
     def apply(self, *, lock_wait: float = 0.0, progress: ProgressHook | None = None,
               max_duration: float | None = None) -> Report:
         report = Report(max_delete_share=self.max_delete_share)
-        self._set_deadline(None if max_duration is None else RunDeadline(max_duration))
+        with logs.run_logged(report, [spec.name for spec in self.specs]):  # run.start, run.end; run_id bound
+            return self._apply_all(report, lock_wait, progress, max_duration)
+
+    def _apply_all(self, report: Report, lock_wait: float, progress: ProgressHook | None,
+                   max_duration: float | None) -> Report:
+        self._set_deadline(_StoppableDeadline(max_duration))
+        if self._stop_requested:
+            self.request_stop()
         try:
             with self._dataflow_locks(lock_wait) as locks:
                 links = StoreLinks(self.store)
@@ -171,17 +183,34 @@ class SyncRun:
                     if self.deadline is not None and self.deadline.expired():
                         _not_run(report, spec, self.deadline)
                         continue
-                    self._apply_dataflow(spec, links, report, progress, locks[spec.name])
-                    report.dataflow(spec.name).note_waiting(self.store.iter_conflicts(spec.name))
+                    with logs.dataflow_logged(report, spec.name):  # the dataflow's run.start, run.end
+                        started = time.monotonic()
+                        try:
+                            self._apply_dataflow(spec, links, report, progress, locks[spec.name])
+                        finally:
+                            report.dataflow(spec.name).duration = time.monotonic() - started
+                        report.dataflow(spec.name).note_waiting(self.store.iter_conflicts(spec.name))
+                        prune_history(self.store, spec.name, self.workspace.history_keep_days, locks[spec.name])
         except LockHeldError as exc:
             # Reported like any failure, so the JSON report a scheduler watches says why nothing ran.
             report.errors.append(f"{exc} (use --wait SECONDS to wait for it)")
+            report.lock_held = True  # a worker reads this as "taken elsewhere", not as a failure
         except LockLostError as exc:
             # Another run may be writing now: this one stops at once, no later dataflow either.
             report.errors.append(str(exc))
         report.requests = {name: c.request_counts() for name, c in self.connectors.items()}
+        report.request_statuses = {name: c.request_status_counts() for name, c in self.connectors.items()
+                                   if isinstance(c, HttpBackedConnector)}
         report.finished_at = datetime.now(UTC)
         return report
+
+    def request_stop(self) -> None:
+        """Stop at the next batch boundary (safe from a signal handler or another thread): the writes in
+        flight finish and are recorded, no new batch starts, no later dataflow starts, the locks are released
+        as apply returns. What was cut short reports `stopped: the run was asked to stop`, as --max-duration."""
+        self._stop_requested = True
+        if isinstance(self.deadline, _StoppableDeadline):
+            self.deadline.stop()
 
     def _set_deadline(self, deadline: RunDeadline | None) -> None:
         """The run's deadline, also passed down to every request as a cap on its own deadline."""
@@ -207,6 +236,7 @@ class SyncRun:
         def on_outcome(outcome: Outcome) -> None:
             conflicts = len(outcome.action.conflicts) if outcome.new_conflicts is None else outcome.new_conflicts
             count(result.counts, outcome.kind, conflicts)
+            logs.record_outcome(outcome, failed=outcome.kind in FAILED_KINDS)
             if outcome.kind in FAILED_KINDS | {ActionKind.STALE} and len(result.errors) < 100:
                 result.errors.append(_error_line(spec, outcome))
             if progress is not None:
@@ -215,7 +245,7 @@ class SyncRun:
         workers = max(int(self.workspace.connections[side.connection].get("concurrency", 8))
                       for side in (spec.source, spec.target))
         executor = Executor(planner.ctx, workers=workers, on_outcome=on_outcome, fence=lock.check,
-                            deadline=self.deadline)
+                            deadline=self.deadline, run_id=report.run_id)
         actions = planner.actions()
         try:
             executor.run(actions if self.screen is None else self.screen.screen(spec, actions))
@@ -239,6 +269,27 @@ class SyncRun:
                 self.store.set_cursor(spec.name, "source", planner.scan.source_cursor)
             if planner.scan.target_cursor:
                 self.store.set_cursor(spec.name, "target", planner.scan.target_cursor)
+
+
+class _StoppableDeadline(RunDeadline):
+    """The run's deadline: --max-duration if given (else none), and ended at once by request_stop(). The
+    executor and every request already stop at it between batches, so a stop is exactly as safe."""
+
+    def __init__(self, seconds: float | None) -> None:
+        super().__init__(math.inf if seconds is None else seconds)
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def remaining(self) -> float:
+        return 0.0 if self._stopped else super().remaining()
+
+    def expired(self) -> bool:
+        return self._stopped or super().expired()
+
+    def error(self) -> RunDeadlineError:
+        return RunDeadlineError("the run was asked to stop") if self._stopped else super().error()
 
 
 def _not_run(report: Report, spec: DataflowSpec, deadline: RunDeadline) -> None:
