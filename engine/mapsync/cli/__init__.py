@@ -1,37 +1,28 @@
-"""The `mapsync` command line. Each command lives in its own module; this one attaches them to the group."""
+"""The `mapsync` command line. Each command lives in its own module; this one names them for the group.
+
+A command's module is imported when that command runs (or when help lists it), so `mapsync validate` does
+not pay for the sync engine, httpx or the worker.
+"""
 
 from __future__ import annotations
 
-from mapsync.cli import (
-    apply_cmd,
-    docs_cmd,
-    explain_cmd,
-    history_cmd,
-    init_cmd,
-    links_cmd,
-    plan_cmd,
-    run_cmd,
-    sandbox_cmd,
-    schema_cmd,
-    test_cmd,
-    validate_cmd,
-)
 from mapsync.cli._app import cli, main
 
-for _command in (
-    apply_cmd.apply,
-    docs_cmd.docs,
-    explain_cmd.explain,
-    history_cmd.history,
-    init_cmd.init,
-    links_cmd.links,
-    plan_cmd.plan,
-    run_cmd.run,
-    sandbox_cmd.sandbox_command,
-    schema_cmd.schema,
-    test_cmd.test,
-    validate_cmd.validate,
-):
-    cli.add_command(_command)
+# name -> (module, attribute) of each command
+COMMANDS: dict[str, tuple[str, str]] = {
+    "apply": ("mapsync.cli.apply_cmd", "apply"),
+    "docs": ("mapsync.cli.docs_cmd", "docs"),
+    "explain": ("mapsync.cli.explain_cmd", "explain"),
+    "history": ("mapsync.cli.history_cmd", "history"),
+    "init": ("mapsync.cli.init_cmd", "init"),
+    "links": ("mapsync.cli.links_cmd", "links"),
+    "plan": ("mapsync.cli.plan_cmd", "plan"),
+    "run": ("mapsync.cli.run_cmd", "run"),
+    "sandbox": ("mapsync.cli.sandbox_cmd", "sandbox_command"),
+    "schema": ("mapsync.cli.schema_cmd", "schema"),
+    "test": ("mapsync.cli.test_cmd", "test"),
+    "validate": ("mapsync.cli.validate_cmd", "validate"),
+}
+cli.lazy_commands.update(COMMANDS)
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]

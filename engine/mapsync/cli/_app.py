@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,7 +19,23 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_PENDING = 0, 1, 2, 3
 
 
 class MapsyncGroup(click.Group):
-    """Turns every MapsyncError into one clear message and its exit code (no traceback unless --debug)."""
+    """Turns every MapsyncError into one clear message and its exit code (no traceback unless --debug).
+
+    Commands are named in `lazy_commands` (name -> module, attribute) and imported on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module, attribute = self.lazy_commands[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -59,8 +76,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool, log_format: st
 
 
 def _register_commands() -> None:
-    """Make sure every command is attached: mapsync.cli lists them, and runs before any of its modules."""
-    import mapsync.cli  # noqa: F401 -- importing the package is what attaches the commands
+    """Make sure every command is named: mapsync.cli lists them, and runs before any of its modules."""
+    import mapsync.cli  # noqa: F401 -- importing the package is what names the commands
 
 
 def main() -> None:

@@ -10,8 +10,6 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from croniter import croniter
-
 from mapsync.errors import MapsyncError, SpecError
 from mapsync.spec._yaml import Document
 from mapsync.spec.model import RunSettings
@@ -40,6 +38,8 @@ def parse_duration(text: str) -> float:
 
 def check_cron(text: str) -> str:
     """The cron expression as given, once croniter accepts it (five fields: minute hour day month weekday)."""
+    from croniter import croniter  # only a workspace with a full_scan schedule pays for it
+
     if len(text.split()) != 5 or not croniter.is_valid(text):
         raise SettingError(f"{text!r} is not a cron expression (five fields: minute hour day month weekday, "
                            "e.g. \"30 2 * * *\" for 02:30 every day)")
