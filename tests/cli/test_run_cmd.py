@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from mapsync.cli._app import _register_commands, cli
@@ -73,6 +74,9 @@ def test_once_syncs_each_dataflow_and_exits_0(sandbox: Sandbox, tmp_path: Path) 
 
 def test_once_exits_1_when_a_dataflow_fails(sandbox: Sandbox, tmp_path: Path) -> None:
     config = make_workspace(tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["connections"]["custompms"]["max_retries"] = 1  # still retried, without 5 backoffs' wait
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     sandbox.set_faults(Faults(rate_503=1.0, paths=("/api/v1/projects",)))
     env = sandbox.env() | {"MAPSYNC_STATE": f"sqlite:///{tmp_path}/state.db"}
     result = invoke(config, env, "--once")

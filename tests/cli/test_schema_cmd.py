@@ -43,11 +43,10 @@ def test_out_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_connector_definitions_have_no_schema_yet() -> None:
+def test_connector_definitions_have_their_schema() -> None:
     result = run("schema", "connector")
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.startswith("error: this mapsync has no connector schema yet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["title"] == "mapsync connector definition"
 
 
 def test_an_unknown_name_is_a_usage_error() -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +39,18 @@ COMMANDS = {"apply": ["apply"], "plan": ["plan"], "links": ["links", "list"], "l
 CONFIG = str(REPO / "mapsync.yaml")
 
 
-def run(state: str, *args: str) -> Result:
-    return CliRunner(env={"MAPSYNC_STATE": state, "MAPSYNC_CONFIG": None}).invoke(cli, ["--config", CONFIG, *args])
+def run(state: str, *args: str, debug: bool = False) -> Result:
+    options = ["--debug"] if debug else []
+    return CliRunner(env={"MAPSYNC_STATE": state, "MAPSYNC_CONFIG": None}).invoke(
+        cli, [*options, "--config", CONFIG, *args])
+
+
+def debug_output(state: str, *args: str) -> str:
+    """What `mapsync --debug` shows, in process: its output, then the traceback of the error it let through
+    (formatted as the interpreter prints it)."""
+    result = run(state, *args, debug=True)
+    assert result.exception is not None and not isinstance(result.exception, SystemExit), result.output
+    return result.output + "".join(traceback.format_exception(result.exception))
 
 
 def debug_run(state: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -66,10 +77,19 @@ def test_a_state_url_never_shows_its_password(url: str, command: list[str]) -> N
 @pytest.mark.parametrize("command", [["apply"], ["links", "list"]], ids=["apply", "links"])
 @pytest.mark.parametrize("url", LEAKY_URLS.values(), ids=LEAKY_URLS.keys())
 def test_a_debug_traceback_never_shows_the_password(url: str, command: list[str]) -> None:
-    done = debug_run(url, *command)
+    shown = debug_output(url, *command)
+    assert "Traceback" in shown and "Error: " in shown  # --debug does show the traceback ...
+    assert_hidden(shown)  # ... but not what psycopg or urlsplit said with the secret
+
+
+@pytest.mark.parametrize("command", [["apply"], ["links", "list"]], ids=["apply", "links"])
+@pytest.mark.parametrize("url", [LEAKY_URLS["password parameter"], LEAKY_URLS["stray bracket"]],
+                         ids=["password parameter", "stray bracket"])
+def test_a_debug_traceback_of_a_real_process_never_shows_the_password(url: str, command: list[str]) -> None:
+    done = debug_run(url, *command)  # as printed by the interpreter itself, to a real stderr
     assert done.returncode == 1
-    assert "Traceback" in done.stderr and "Error: " in done.stderr  # --debug does show the traceback ...
-    assert_hidden(done.stdout + done.stderr)  # ... but not what psycopg or urlsplit said with the secret
+    assert "Traceback" in done.stderr and "Error: " in done.stderr
+    assert_hidden(done.stdout + done.stderr)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import yaml
 from click.testing import CliRunner
 
 from mapsync.cli._app import _register_commands, cli
@@ -43,6 +44,10 @@ def test_a_wrong_key_names_the_connection_and_never_the_key(tmp_path: Path, empt
 
 def test_an_unreachable_system_is_reported_as_such(tmp_path: Path, empty_sandbox: Sandbox) -> None:
     env = empty_sandbox.env() | {"CUSTOMPMS_URL": "http://127.0.0.1:9"}
-    code, _, err = _validate_online(_workspace(tmp_path), env)
+    config = _workspace(tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["connections"]["custompms"]["max_retries"] = 1  # still retried, without 5 backoffs' wait
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    code, _, err = _validate_online(config, env)
     assert code == 1
     assert "custompms: FAILED" in err

@@ -3,6 +3,7 @@ file:line messages (SpecErrors), never another exception."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 @st.composite
 def mutated_mappings(draw: st.DrawFn) -> Any:
     """The reference Kunde mapping with a few keys dropped, replaced or added at random depths."""
-    document = yaml.safe_load(yaml.safe_dump(REFERENCE))
+    document = copy.deepcopy(REFERENCE)
     for _ in range(draw(st.integers(1, 4))):
         node: Any = document
         path = draw(st.lists(st.integers(0, 20), min_size=0, max_size=3))
@@ -134,7 +135,7 @@ _JMESPATH_PIECES = ["Navn", "Poststed", "Id", ".", "[", "]", "(", ")", "{", "}",
 def test_arbitrary_expressions_yield_spec_errors_or_failed_examples(tmp_path: Path, source: str,
                                                                     reverse: str) -> None:
     folder = _workspace(tmp_path)
-    document = yaml.safe_load(yaml.safe_dump(REFERENCE))
+    document = copy.deepcopy(REFERENCE)
     document["properties"][0] = {"source": source, "target": "name", "type": "string", "reverse": {"Navn": reverse}}
     (folder / "mappings" / "kunde-customer.yaml").write_text(yaml.safe_dump(document, allow_unicode=True),
                                                             encoding="utf-8")

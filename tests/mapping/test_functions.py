@@ -124,13 +124,19 @@ def test_a_failing_call_names_the_function_and_the_value(expression: str, record
 
 
 def test_a_regular_expression_is_compiled_once() -> None:
-    getter = make_getter("regex_replace(a, '[^0-9]+ once', '')")
-    getter({"a": "1"})
+    # A literal pattern is compiled with the expression (compiler.py); one read from the record, once per
+    # distinct pattern (the cache).
+    getter = make_getter("regex_replace(a, p, '')")
+    getter({"a": "1", "p": "[^0-9]+ once"})
     before = _compiled.cache_info()
     for _ in range(5):
-        getter({"a": "2"})
+        getter({"a": "2", "p": "[^0-9]+ once"})
     after = _compiled.cache_info()
     assert (after.misses, after.hits - before.hits) == (before.misses, 5)
+    literal = make_getter("regex_replace(a, '[^0-9]', '')")
+    before = _compiled.cache_info()
+    assert [literal({"a": "12 literal3"}) for _ in range(5)] == ["123"] * 5
+    assert _compiled.cache_info()[:2] == before[:2]  # neither compiled nor looked up per record
 
 
 # -- validate -----------------------------------------------------------------------------------------

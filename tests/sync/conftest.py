@@ -38,13 +38,15 @@ def state_url(store_url: str) -> str:
 @pytest.fixture
 def make_harness(make_sandbox: Callable[..., Sandbox], workspace: Path, tmp_path: Path
                  ) -> Iterator[Callable[..., Harness]]:
-    """make_harness(state_url, **Sandbox kwargs) -> a Harness over a started sandbox."""
+    """make_harness(state_url, socket=False, **Sandbox kwargs) -> a Harness over the seeded emulators, served in
+    process, or on sockets with socket=True (for tests about the network and those spawning a subprocess)."""
     made: list[Harness] = []
 
-    def make(state_url: str, **kwargs: Any) -> Harness:
+    def make(state_url: str, *, socket: bool = False, **kwargs: Any) -> Harness:
         kwargs.setdefault("seed", SEED)
         kwargs.setdefault("rng_seed", 1)
-        harness = Harness(make_sandbox(**kwargs), workspace, state_url, tmp_path)
+        sandbox = make_sandbox(**kwargs) if socket else Sandbox(**kwargs)
+        harness = Harness(sandbox, workspace, state_url, tmp_path)
         made.append(harness)
         return harness
 
@@ -55,11 +57,11 @@ def make_harness(make_sandbox: Callable[..., Sandbox], workspace: Path, tmp_path
 
 @pytest.fixture
 def h(make_harness: Callable[..., Harness], state_url: str) -> Harness:
-    """The seeded sandbox, on both state stores."""
+    """The seeded sandbox in process, on both state stores."""
     return make_harness(state_url)
 
 
 @pytest.fixture
 def hs(make_harness: Callable[..., Harness], sqlite_url: str) -> Harness:
-    """The seeded sandbox, on SQLite only."""
+    """The seeded sandbox in process, on SQLite only."""
     return make_harness(sqlite_url)

@@ -1,6 +1,10 @@
 """The end-to-end harness: a copied workspace, started emulators, a state store, and the CLI run either
 in-process (click's CliRunner) or as a real subprocess (for the kill tests).
 
+The emulators are served in process (each connector's httpx client gets the emulator's `transport()`, no
+socket) unless the sandbox was started: tests about the network (dropped connections, trickled answers, TLS,
+deadlines) and those that spawn a subprocess start it, with `make_harness(..., socket=True)`.
+
 `Harness` bundles what one test needs:
 
     h.apply("--full")            -> Run(exit_code, stdout, stderr, report)   (in-process, with --json-report)
@@ -18,22 +22,55 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from click.testing import CliRunner
 
 from mapsync.cli._app import _register_commands, cli
+from mapsync.connectors import create_connector
+from mapsync.connectors.base import Connector
 from mapsync.sandbox import Sandbox, SeedSize
+from mapsync.sandbox._emulator import Emulator
 from mapsync.state import StateStore, open_store
+from mapsync.sync import runner
 
 REPO = Path(__file__).resolve().parents[2]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SEED = SeedSize(avdelinger=3, kunder=15, prosjekter=30)
 
 _register_commands()
+
+# base_url -> the emulator served in process at that (never dialled) address, while its harness is open
+_IN_PROCESS: dict[str, Emulator] = {}
+_SERIALS = count(1)
+
+
+def _connector(name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
+               ) -> Connector:
+    """The runner's create_connector, with the in-process emulator's transport for its addresses."""
+    emulator = _IN_PROCESS.get(str(settings.get("base_url")))
+    if transport is None and emulator is not None:
+        transport = emulator.transport()
+    return create_connector(name, settings, transport=transport)
+
+
+def _serve_in_process(url: str, emulator: Emulator) -> None:
+    # The runner builds its connectors with _connector while any in-process harness is open; every other
+    # address (a started sandbox, a real server) is dialled as before.
+    _IN_PROCESS[url] = emulator
+    runner.create_connector = _connector  # type: ignore[attr-defined]
+
+
+def _stop_serving(url: str) -> None:
+    _IN_PROCESS.pop(url, None)
+    if not _IN_PROCESS:
+        runner.create_connector = create_connector  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -60,13 +97,31 @@ class Harness:
     tmp: Path
     _stores: list[StateStore] = field(default_factory=list)
     _runs: int = 0
+    _urls: dict[str, str] = field(default_factory=dict)  # in process: connection -> its address
+
+    def __post_init__(self) -> None:
+        if self.sb.tidsbanken.running:
+            return
+        serial = next(_SERIALS)
+        for system, emulator in (("tidsbanken", self.sb.tidsbanken), ("custompms", self.sb.custompms)):
+            self._urls[system] = f"http://{system}-{serial}.in-process"
+            _serve_in_process(self._urls[system], emulator)
 
     @property
     def config(self) -> Path:
         return self.ws / "mapsync.yaml"
 
+    @property
+    def in_process(self) -> bool:
+        return bool(self._urls)
+
     def env(self) -> dict[str, str]:
-        return self.sb.env() | {"MAPSYNC_STATE": self.state_url}
+        if not self.in_process:
+            return self.sb.env() | {"MAPSYNC_STATE": self.state_url}
+        tb, pms = self.sb.tidsbanken, self.sb.custompms
+        return {"TIDSBANKEN_URL": self._urls["tidsbanken"], "TIDSBANKEN_API_KEY": tb.api_key,
+                "TIDSBANKEN_SUBSCRIPTION_KEY": tb.subscription_key, "CUSTOMPMS_URL": self._urls["custompms"],
+                "CUSTOMPMS_TOKEN": pms.token, "MAPSYNC_STATE": self.state_url}
 
     # -- the CLI in-process
 
@@ -100,6 +155,7 @@ class Harness:
     # -- the CLI as a subprocess
 
     def spawn_apply(self, *args: str) -> subprocess.Popen[bytes]:
+        assert not self.in_process, "a subprocess reaches the emulators on sockets: make_harness(..., socket=True)"
         return subprocess.Popen(
             [sys.executable, "-m", "mapsync", "apply", "--no-progress", *args], cwd=self.ws,
             env=os.environ | self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -139,6 +195,8 @@ class Harness:
         for store in self._stores:
             store.close()
         self._stores.clear()
+        for url in self._urls.values():
+            _stop_serving(url)
 
 
 FLOWS = ("avdeling-customer", "kunde-customer", "prosjekt-project")

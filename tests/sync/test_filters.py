@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from sync_harness import Harness
 
-from mapsync.mapping.paths import make_getter
+from mapsync.mapping.paths import make_predicate
 from mapsync.sandbox import SeedSize
 from mapsync.sync._plan_filters import Scope
 
@@ -252,5 +252,5 @@ def test_target_records_out_of_scope_are_never_created_back(kh: Harness) -> None
     (None, False), (False, False), ("", False), ([], False), ({}, False),
     (True, True), (0, True), ("nei", True), ([None], True), ({"a": None}, True)])
 def test_a_filter_is_truthy_as_jmespath_says(value: object, in_scope: bool) -> None:
-    scope = Scope("where", "x", "mappings/m.yaml:3", make_getter("x"))
+    scope = Scope("where", "x", "mappings/m.yaml:3", make_predicate("x"))
     assert scope.holds({"x": value}) is in_scope

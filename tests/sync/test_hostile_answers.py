@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,13 @@ from sync_harness import FLOWS, Harness, Run, all_links
 
 from mapsync.sandbox import Faults
 from mapsync.sandbox.faults import gzip_bomb
+
+
+@pytest.fixture
+def hs(make_harness: Callable[..., Harness], sqlite_url: str) -> Harness:
+    """These answers come over real connections: the emulators on sockets."""
+    return make_harness(sqlite_url, socket=True)
+
 
 AVDELING = "/ansatt/avdeling"  # the Tidsbanken listing (and reads) of the first dataflow, avdeling-customer
 FAILED_FLOW, OTHER_FLOW = "avdeling-customer", "kunde-customer"

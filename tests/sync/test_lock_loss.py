@@ -75,7 +75,7 @@ def assert_converges(h: Harness) -> None:
 def test_a_run_whose_postgres_lock_connection_drops_stops_and_the_run_that_takes_over_finishes(
         make_harness: Callable[..., Harness], store_url: str,
         drop_lock_connections: Callable[[str, list[str]], int]) -> None:
-    h = make_harness(store_url, faults=Faults(latency=0.1))
+    h = make_harness(store_url, socket=True, faults=Faults(latency=0.1))
     first = h.spawn_apply()
     try:
         wait_for_writes(h, first, 3)
@@ -99,7 +99,7 @@ def test_a_run_whose_postgres_lock_connection_drops_stops_and_the_run_that_takes
 
 def test_a_run_whose_sqlite_lock_is_taken_over_stops_before_its_next_write(
         make_harness: Callable[..., Harness], sqlite_url: str) -> None:
-    h = make_harness(sqlite_url, seed=BIG_SEED, faults=Faults(latency=0.05))
+    h = make_harness(sqlite_url, socket=True, seed=BIG_SEED, faults=Faults(latency=0.05))
     creates = BIG_SEED.avdelinger + BIG_SEED.kunder + BIG_SEED.prosjekter
     first = h.spawn_apply()
     try:

@@ -44,7 +44,9 @@ def lost_pms_patches(h: Harness, edits: int) -> int:
                if (system, method) == ("custompms", "PATCH")) - edits
 
 
-def test_writes_whose_answers_were_lost_end_in_a_clean_run(hs: Harness) -> None:
+def test_writes_whose_answers_were_lost_end_in_a_clean_run(make_harness: Callable[..., Harness],
+                                                           sqlite_url: str) -> None:
+    hs = make_harness(sqlite_url, socket=True)  # the answers are lost on real connections
     one_request_at_a_time(hs)
     assert hs.apply().exit_code == 0
     exit_codes, lost_patches = {}, {}

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from e2e_expect import assert_in_sync, assert_no_duplicates
 from sync_harness import FLOWS, Harness, all_links, write_requests
 
 from mapsync.sandbox import Faults
 
 REASON = "the run reached --max-duration 0.5s"
+
+
+@pytest.fixture
+def hs(make_harness: Callable[..., Harness], sqlite_url: str) -> Harness:
+    """The deadline cuts requests in flight on real connections: the emulators on sockets."""
+    return make_harness(sqlite_url, socket=True)
 
 
 def test_max_duration_stops_the_run_and_the_next_run_converges(hs: Harness) -> None:

@@ -41,7 +41,7 @@ def make_harness(tmp: Path) -> Harness:
     ws.mkdir()
     shutil.copy(REPO / "mapsync.yaml", ws / "mapsync.yaml")
     shutil.copytree(REPO / "mappings", ws / "mappings")
-    h = Harness(Sandbox(seed=SEED, rng_seed=1).start(), ws, f"sqlite:///{tmp}/state.db", tmp)
+    h = Harness(Sandbox(seed=SEED, rng_seed=1), ws, f"sqlite:///{tmp}/state.db", tmp)  # served in process
     for connection in ("tidsbanken", "custompms"):
         h.set_connection(connection, rate_limit=10000)
     return h
@@ -120,7 +120,7 @@ def assert_plan_was_performed(h: Harness, plan: dict[str, Any], report: dict[str
         assert {f: tb_writes[record_id].get(f) or None for f in fields} == fields, record_id
 
 
-# No shrinking: each example starts two emulators and runs the CLI three times; six edits read well enough.
+# No shrinking: each example seeds two emulators and runs the CLI three times; six edits read well enough.
 @settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow],
           phases=[Phase.explicit, Phase.generate])
 @given(st.lists(EDITS, max_size=6))
@@ -142,4 +142,3 @@ def test_plan_predicts_apply(edits: list[Edit]) -> None:
                                       h.sb.tidsbanken.write_log + h.sb.custompms.write_log)
         finally:
             h.close()
-            h.sb.stop()

@@ -1,4 +1,5 @@
-"""Crashes, kills and flaky servers: every run converges, nothing is lost, nothing is duplicated."""
+"""Crashes, kills and flaky servers: every run converges, nothing is lost, nothing is duplicated. Over real
+sockets: what is dropped here is a connection."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def assert_converged(h: Harness) -> None:
 
 def test_creates_survive_connections_dropped_after_the_write(make_harness: Callable[..., Harness],
                                                               sqlite_url: str) -> None:
-    h = make_harness(sqlite_url)
+    h = make_harness(sqlite_url, socket=True)
     # Custompms stores the record, then drops the connection before answering.
     h.sb.custompms.faults = Faults(rate_drop_after_write=0.3, retry_after=0, seed=11)
     runs = h.converge(attempts=5)
@@ -50,7 +51,7 @@ def test_creates_survive_connections_dropped_after_the_write(make_harness: Calla
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
 def test_killed_apply_then_rerun(make_harness: Callable[..., Harness], sqlite_url: str, kill_at: int) -> None:
-    h = make_harness(sqlite_url, seed=KILL_SEED, faults=Faults(latency=0.01))
+    h = make_harness(sqlite_url, socket=True, seed=KILL_SEED, faults=Faults(latency=0.01))
     proc = h.spawn_apply()
     try:
         deadline = time.monotonic() + 60
@@ -70,7 +71,7 @@ def test_killed_apply_then_rerun(make_harness: Callable[..., Harness], sqlite_ur
 
 
 def test_flaky_servers_converge(make_harness: Callable[..., Harness], sqlite_url: str) -> None:
-    h = make_harness(sqlite_url, faults=Faults(rate_429=0.04, rate_503=0.03, rate_drop=0.03, retry_after=0,
+    h = make_harness(sqlite_url, socket=True, faults=Faults(rate_429=0.04, rate_503=0.03, rate_drop=0.03, retry_after=0,
                                                seed=7))
     h.converge(attempts=4)
     # both ways, still flaky: edits on each side arrive

@@ -2,15 +2,18 @@
 
     connector = create_connector("tidsbanken", {"type": "tidsbanken", "base_url": ..., ...})
 
-A connector module registers its class with `@register("<type>")` and exposes `SETTINGS_SCHEMA`, the
-JSON Schema of its connection block. The built-in modules are imported on first use of the registry,
-so importing this package stays cheap.
+Every system mapsync ships a definition for (schemas/<system>/connector.yaml) is a type of its own, run by
+the generic connector of `declarative`; `type: definition` runs a workspace's own definition file. A Python
+connector is a plugin: an entry point in the group `mapsync.connectors` (name = type, value = a factory or
+class with `SETTINGS_SCHEMA`, the JSON Schema of its connection block), or `@register("<type>")` in code.
+Definitions and plugins are read on first use of the registry, so importing this package stays cheap.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
+import importlib.metadata
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -21,7 +24,7 @@ from mapsync.connectors.http import HttpClient, HttpSettings
 from mapsync.errors import SpecError
 from mapsync.spec.entities import entity_schema_file
 
-_BUILTIN_MODULES = ("mapsync.connectors.custompms", "mapsync.connectors.tidsbanken")
+PLUGIN_GROUP = "mapsync.connectors"
 
 
 class ConnectorFactory(Protocol):
@@ -37,6 +40,8 @@ _FactoryT = TypeVar("_FactoryT", bound=ConnectorFactory)
 _factories: dict[str, ConnectorFactory] = {}
 _schemas: dict[str, dict[str, Any]] = {}
 _builtins_loaded = False
+_builtins_lock = threading.Lock()
+_broken_plugins: dict[str, str] = {}  # type -> why its entry point could not be loaded
 
 
 def register(type_name: str, *, settings_schema: Mapping[str, Any] | None = None) -> Callable[[_FactoryT], _FactoryT]:
@@ -100,20 +105,43 @@ def load_entity_info(system: str, filename: str, *, can_delete: bool = False) ->
 
 
 def _unknown_type(type_name: str) -> SpecError:
+    if type_name in _broken_plugins:
+        return SpecError(f"connector type {type_name!r}: its plugin could not be loaded: {_broken_plugins[type_name]}")
     return SpecError(f"unknown connector type {type_name!r}; known types: {', '.join(known_types())}")
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded  # noqa: PLW0603 -- a one-time lazy-import flag
-    if not _builtins_loaded:
-        # Importing twice is harmless (modules are cached), so the flag is set only afterwards: a
-        # thread that races this one never sees an empty registry.
-        for module in _BUILTIN_MODULES:
-            importlib.import_module(module)
+    global _builtins_loaded  # noqa: PLW0603 -- a one-time lazy-load flag
+    if _builtins_loaded:
+        return
+    with _builtins_lock:
+        if _builtins_loaded:
+            return
+        from mapsync.connectors.declarative import DEFINITION_TYPE, shipped_factory, shipped_systems, workspace_factory
+
+        for system in shipped_systems():
+            _factories.setdefault(system, shipped_factory(system))
+            _schemas.setdefault(system, dict(_factories[system].SETTINGS_SCHEMA))  # type: ignore[attr-defined]
+        _factories.setdefault(DEFINITION_TYPE, workspace_factory)
+        _schemas.setdefault(DEFINITION_TYPE, dict(workspace_factory.SETTINGS_SCHEMA))  # type: ignore[attr-defined]
+        _load_plugins()
         _builtins_loaded = True
 
 
+def _load_plugins() -> None:
+    """Python connectors installed as plugins (entry point group `mapsync.connectors`). A plugin that
+    cannot be loaded is reported when a connection uses its type, never breaks the others."""
+    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        if entry.name in _factories:
+            continue  # registered in code already (or a shipped definition: those win)
+        try:
+            register(entry.name)(entry.load())
+        except Exception as exc:
+            _broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+
+
 __all__ = [
+    "PLUGIN_GROUP",
     "Change",
     "Connector",
     "ConnectorFactory",

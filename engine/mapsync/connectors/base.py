@@ -52,7 +52,8 @@ class Connector(Protocol):
         """Create and return the stored record. Repeating a call with the same key must not duplicate."""
 
     def update(self, entity: str, record_id: str, changes: Record, *, current: Record) -> Record:
-        """Write `changes` (top-level properties) onto the record; `current` is the last full read."""
+        """Write `changes` (top-level properties) onto the record. `current` is the record as last listed or
+        read, or {} when the caller has not seen it: the connector then reads it only if its write needs it."""
 
     def delete(self, entity: str, record_id: str) -> None: ...
 

@@ -88,14 +88,18 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff: Callable[[int], float] = full_jitter_backoff,
+        auth: httpx.Auth | None = None,
+        describe_error: Callable[[httpx.Response], tuple[str, list[FieldError]]] | None = None,
     ) -> None:
         self.connection = connection
         self.settings = settings
         self._auth_hint = auth_hint
+        self._auth = auth  # closed with the client: an OAuth2 auth holds its token endpoint's connections
         # Longest first, so that a secret containing another is masked whole.
         self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
         self._sleep = sleep
         self._backoff = backoff
+        self._describe_error = describe_error or server_message  # the server's words and refused fields
         self.run_deadline: RunDeadline | None = None  # set by the runner for the length of one run
         self._client = httpx.Client(
             base_url=base_url,
@@ -103,6 +107,7 @@ class HttpClient:
             timeout=settings.timeout,
             transport=transport,
             follow_redirects=False,
+            auth=auth,
         )
         self._limiter: TokenBucket | Unlimited = (
             TokenBucket(settings.rate_limit, sleep=sleep) if settings.rate_limit else Unlimited()
@@ -272,6 +277,10 @@ class HttpClient:
             status=response.status_code,
         )
 
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._client.base_url
+
     def request_counts(self) -> dict[str, int]:
         with self._counts_lock:
             return dict(self._counts)
@@ -286,13 +295,16 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
+        close_auth = getattr(self._auth, "close", None)
+        if callable(close_auth):
+            close_auth()
 
     def error_for(self, response: httpx.Response) -> ConnectorError:
         """The one place an HTTP error status (or a redirect, never followed) becomes a mapsync error."""
         status = response.status_code
         if 300 <= status < 400:
             return self._redirect_error(response)
-        server_text, field_errors = server_message(response)
+        server_text, field_errors = self._describe_error(response)
         server_text = self._mask(server_text)
         field_errors = [FieldError(self._mask(f.field), self._mask(f.message)) for f in field_errors]
         error_class, reason = classify_status(status)

@@ -27,23 +27,31 @@ def forward_converter(spec: DataflowSpec, row: Row, canonical: Coerce) -> Coerce
     (the mapper's plain fast path then stays as it is)."""
     if row.lookup is None and row.default is None:
         return None
-    default = None if row.default is None else canonical(row.default)
-    if row.lookup is None:
+    default, table = forward_table(spec, row, canonical)
+    if table is None:
         def with_default(value: Any) -> Any:
             result = canonical(value)
             return default if result is None else result
 
         return with_default
-    table: dict[str | None, Any] = {key: canonical(value) for key, value in spec.lookups.get(row.lookup, {}).items()}
     unknown = _unknown(spec, row, "a key", canonical, prop=row.source)
 
     def translate(value: Any) -> Any:
         if value is None or value == "":
             return default
-        found = table.get(key_text(value), _MISSING)
+        key = value if type(value) is str else key_text(value)  # the key text of text is itself
+        found = table.get(key, _MISSING) if key is not None else _MISSING
         return unknown(value) if found is _MISSING else found
 
     return translate
+
+
+def forward_table(spec: DataflowSpec, row: Row, canonical: Coerce) -> tuple[Any, dict[str, Any] | None]:
+    """(the row's default, its lookup table by key text), both canonical; the table None without a lookup."""
+    default = None if row.default is None else canonical(row.default)
+    if row.lookup is None:
+        return default, None
+    return default, {key: canonical(value) for key, value in spec.lookups.get(row.lookup, {}).items()}
 
 
 def back_converter(spec: DataflowSpec, row: Row, canonical: Coerce, to_source: Coerce) -> Coerce:

@@ -12,13 +12,14 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from jmespath.exceptions import JMESPathError
-from jsonschema import Draft202012Validator
 
 from mapsync.errors import MappingError
-from mapsync.mapping.lookups import back_converter, forward_converter
+from mapsync.mapping.compiler import coalesced_fields, text_chain
+from mapsync.mapping.generated import RowCode, generate_forward, generate_projection
+from mapsync.mapping.lookups import back_converter, forward_converter, forward_table
 from mapsync.mapping.paths import ExpressionError, Getter, get_path, make_evaluator, make_getter, set_path, split
 from mapsync.mapping.types import Coerce, canonical_converter, source_converter
-from mapsync.spec._yaml import render_path
+from mapsync.mapping.write_check import WriteCheck
 from mapsync.spec.entities import property_schema
 from mapsync.spec.model import DataflowSpec, Row
 
@@ -31,6 +32,12 @@ class LinkLookup(Protocol):
     def to_target(self, dataflow: str, source_id: str) -> str | None: ...
 
     def to_source(self, dataflow: str, target_id: str) -> str | None: ...
+
+
+class Forward(Protocol):
+    """Mapper.forward: the target record for a source record (references translated through `links`)."""
+
+    def __call__(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]: ...
 
 
 class UnresolvedReference(MappingError):
@@ -67,6 +74,7 @@ class CompiledRow:
     canonical: Coerce
     back: tuple[tuple[tuple[str, ...], Getter, Coerce], ...]  # (source path, getter on target, to source repr)
     convert_source: Coerce | None = None  # source value -> canonical, for a row with a lookup or a default
+    read_source_raw: Getter | None = None  # read_source without the ExpressionError wrapper (generated code)
 
 
 def _evaluator(expression: str, spec: DataflowSpec, row: Row, side: str = "source") -> Getter:
@@ -103,6 +111,16 @@ class Mapper:
             (key, read, canonical, unchanged, row if is_reference else None, *place)
             for (_, key, read, canonical, unchanged, is_reference, row), place
             in zip(self._forward_plan, _placements([r.target_parts for r in self.rows]), strict=True))
+        # The hot paths as generated straight-line code (generated.py); the loops below are the reference
+        # they follow, and what raises an error naming its row.
+        code = [_row_code(spec, r) for r in self.rows]
+        self._generated_project = generate_projection(code, self._to_target_id, self._project_source_by_rows)
+        generated = generate_forward(code, self._template, self._to_target_id, self._forward_by_rows) \
+            if self._flat_constants else None
+        # forward(record, links=None): a whole target record for a source record, what a create sends; the
+        # same as target_record(project_source(record, links)) in one pass. The hot path: the generated
+        # function itself, not a method calling it.
+        self.forward: Forward = generated or self._forward_by_rows
 
     def _compile(self, row: Row) -> CompiledRow:
         canonical = canonical_converter(row.type, self.zone)
@@ -119,7 +137,7 @@ class Mapper:
                                   self.zone))
                 for path, expression in row.reverse)
         return CompiledRow(row, split(row.target), _evaluator(row.source, self.spec, row), make_getter(row.target),
-                           canonical, back, forward_converter(self.spec, row, canonical))
+                           canonical, back, forward_converter(self.spec, row, canonical), make_getter(row.source))
 
     # -- forward ------------------------------------------------------------------------------------
 
@@ -129,6 +147,10 @@ class Mapper:
 
         `settled` holds, by target path, the value of a reference row whose record is gone: used as it is,
         instead of a translation (see the row's `on_missing`)."""
+        return self._generated_project(record, links, settled)  # on a failure, the row loop below says why
+
+    def _project_source_by_rows(self, record: Mapping[str, Any], links: LinkLookup | None = None,
+                                settled: Mapping[str, Any] | None = None) -> Values:
         out: Values = {}
         get = record.get
         for target, key, read, canonical, unchanged, is_reference, row in self._forward_plan:
@@ -199,11 +221,7 @@ class Mapper:
             set_path(patch, compiled.target_parts, changes[path])
         return patch
 
-    def forward(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
-        """A whole target record for a source record: what a create sends.
-
-        The same as target_record(project_source(record, links)), in one pass: this is the hot path.
-        """
+    def _forward_by_rows(self, record: Mapping[str, Any], links: LinkLookup | None = None) -> dict[str, Any]:
         if not self._flat_constants:
             return self.target_record(self.project_source(record, links))
         out = self._template.copy()
@@ -313,47 +331,6 @@ class Mapper:
         return all(get_path(record, split(k)) == v for k, v in self.spec.constants.items())
 
 
-class WriteCheck:
-    """What a system will refuse (maxLength, pattern, enum, required, types), checked with jsonschema against
-    the entity schema the spec loaded, before anything is sent: plan shows it, apply fails the record."""
-
-    def __init__(self, entity: str, schema: dict[str, Any]) -> None:
-        self.entity = entity
-        self.properties: dict[str, Any] = schema.get("properties", {})
-        # mapsync fills the key in (a client-chosen Id) or the server does; no body of ours carries them.
-        filled = {schema.get("x-key", "id"), *schema.get("x-server-fields", [])}
-        whole = {**schema, "required": [name for name in schema.get("required", []) if name not in filled]}
-        self._create = Draft202012Validator(whole)
-        self._property: dict[str, Draft202012Validator] = {}
-
-    def create_problem(self, body: Mapping[str, Any]) -> str | None:
-        """Why a create body would be refused (every problem, in path order), or None."""
-        return self._explain(self._create.iter_errors(dict(body)), "")
-
-    def change_problem(self, body: Mapping[str, Any]) -> str | None:
-        """Why an update body would be refused: each property sent against its own schema (nothing is
-        required of an update), or None."""
-        problems = [self._explain(self._validator(name).iter_errors(value), name)
-                    for name, value in body.items() if name in self.properties]
-        return "; ".join(p for p in problems if p) or None
-
-    def _validator(self, name: str) -> Draft202012Validator:
-        if name not in self._property:
-            self._property[name] = Draft202012Validator(self.properties[name])
-        return self._property[name]
-
-    def _explain(self, errors: Any, prefix: str) -> str | None:
-        found = sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
-        lines = []
-        for error in found:
-            message = error.message
-            if error.validator == "maxLength" and isinstance(error.instance, str):  # never quote 10 000 characters
-                message = f"{len(error.instance)} characters is too long (at most {error.validator_value})"
-            path = render_path((prefix, *error.absolute_path) if prefix else tuple(error.absolute_path))
-            lines.append(f"{self.entity}.{path}: {message}" if path else f"{self.entity}: {message}")
-        return "; ".join(lines) or None
-
-
 # Row types whose canonical converter returns a non-empty value of exactly this type unchanged.
 _UNCHANGED: dict[str, type] = {"string": str, "reference": str, "integer": int, "boolean": bool}
 
@@ -405,6 +382,24 @@ def _forward_step(compiled: CompiledRow) -> tuple[str | None, Getter, Coerce, ty
         return None, lambda record: convert(read(record)), _same, None
     key = row.source_path if row.source_path is not None and "." not in row.source_path else None
     return key, read, compiled.canonical, _UNCHANGED.get(row.type)
+
+
+def _row_code(spec: DataflowSpec, compiled: CompiledRow) -> RowCode:
+    """What the generated hot paths need of a row: the same read and conversion as _forward_step."""
+    row, convert = compiled.row, compiled.convert_source
+    key = row.source_path if row.source_path is not None and "." not in row.source_path else None
+    read = compiled.read_source_raw or compiled.read_source
+    chain = text_chain(row.source) if row.source_path is None else None
+    default, table = forward_table(spec, row, compiled.canonical) if convert is not None else (None, None)
+    text_key, text_steps, text_gives_text = chain or (None, (), False)
+    return RowCode(
+        target=row.target, target_parts=compiled.target_parts, key=key, read=read,
+        canonical=convert if table is not None and convert is not None else compiled.canonical,
+        unchanged=_UNCHANGED.get(row.type) if table is None else None, always_convert=convert is not None,
+        reference=row if row.type == "reference" else None,
+        text_key=text_key, text_steps=text_steps, text_gives_text=text_gives_text,
+        coalesced=(coalesced_fields(row.source) or ()) if row.source_path is None else (),
+        default=default, table=table)
 
 
 def _same(value: Any) -> Any:

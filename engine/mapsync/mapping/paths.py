@@ -4,6 +4,7 @@ mapping expressions, which evaluate with mapsync's functions and fail naming the
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -12,6 +13,7 @@ import jmespath
 from jmespath.exceptions import ArityError, JMESPathError, JMESPathTypeError, VariadictArityError
 
 from mapsync.errors import MappingError
+from mapsync.mapping.compiler import compile_expression
 from mapsync.mapping.functions import OPTIONS
 
 Getter = Callable[[Mapping[str, Any]], Any]
@@ -92,15 +94,38 @@ def _collect_root_fields(node: dict[str, Any], names: set[str]) -> None:
 
 
 def make_getter(expression: str) -> Getter:
-    """Compile once: plain paths get a direct dict walk (fast), anything else a compiled JMESPath."""
+    """Compile once: plain paths get a direct dict walk (fast), other expressions Python closures (see
+    compiler.py), and what those leave out jmespath's own search."""
     parts = plain_path(expression)
     if parts is not None and len(parts) == 1:
-        key = parts[0]
-        return lambda record: record.get(key)
+        return operator.methodcaller("get", parts[0])  # record.get(key), without a Python frame
     if parts is not None:
         return lambda record: get_path(record, parts)
+    closure = compile_expression(expression)
+    if closure is not None:
+        return closure
     compiled = jmespath.compile(expression)
     return functools.partial(compiled.search, options=OPTIONS)  # a C-level call: no extra Python frame
+
+
+def make_predicate(expression: str) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile once a filter (`where`, `target_where`): whether the expression is truthy on a record, in
+    JMESPath's sense (not null, false, "", [] or {}; 0 is true). It raises what make_getter's getter raises."""
+    read, parts = make_getter(expression), plain_path(expression)
+    key = parts[0] if parts is not None and len(parts) == 1 else None
+
+    def holds(record: Mapping[str, Any]) -> bool:
+        value = record.get(key) if key is not None else read(record)  # a plain field: read in place
+        if value is True:
+            return True
+        if value is None or value is False:
+            return False
+        return len(value) > 0 if isinstance(value, _SIZED) else True
+
+    return holds
+
+
+_SIZED = (str, list, dict)
 
 
 class ExpressionError(MappingError):

@@ -112,7 +112,8 @@ class MappingChecker:
             known = ", ".join(sorted(self.connections)) or "none"
             self.fail((key, "connection"), f"unknown connection {name!r} (known: {known})")
             return Side(name, "", entity)
-        return Side(name, str(settings["type"]), entity)
+        # a workspace definition's connection names its system (set by the loader); others are their type
+        return Side(name, str(settings.get("system") or settings["type"]), entity)
 
     def _entity_schema(self, key: str, side: Side) -> dict[str, Any] | None:
         if not side.system:

@@ -34,12 +34,22 @@ def entity_schema_file(system: str, filename: str) -> dict[str, Any]:
     return schema
 
 
+# Systems described by a workspace's own connector definition (`type: definition`), by the name the
+# definition gives them: registered by the loader when it reads the definition, beside the shipped ones.
+_defined_systems: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def register_system(system: str, schemas: dict[str, dict[str, Any]]) -> None:
+    """Make a workspace definition's entity schemas known under its system name (over a shipped one)."""
+    _defined_systems[system] = dict(schemas)
+
+
 def entity_names(system: str) -> list[str]:
-    return sorted(_system_schemas(system))
+    return sorted(_defined_systems.get(system) or _system_schemas(system))
 
 
 def entity_schema(system: str, entity: str) -> dict[str, Any] | None:
-    return _system_schemas(system).get(entity)
+    return (_defined_systems.get(system) or _system_schemas(system)).get(entity)
 
 
 @cache

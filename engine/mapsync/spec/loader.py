@@ -62,7 +62,7 @@ def _load(config_file: Path, env: Mapping[str, str], errors: list[SpecError]) ->
     data, env_errors = interpolate(doc, env)
     errors.extend(env_errors)
     unset = {e.location.path for e in env_errors if e.location}
-    connections, broken = _check_connections(doc, data, errors, unset)
+    connections, broken = _check_connections(doc, data, errors, unset, config_file.parent)
     state_url = _check_state(doc, data, config_file.parent, errors)
     unloaded: set[str] = set()
     specs = _load_mappings(doc, data, config_file.parent, connections, errors, broken=broken, unloaded=unloaded)
@@ -82,7 +82,7 @@ def _history_keep_days(data: dict[str, Any]) -> int:
 
 
 def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecError],
-                       unset: set[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+                       unset: set[str], root: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """The usable connections, and the names of those configured but unusable (already reported)."""
     from mapsync.connectors import known_types, settings_schema
 
@@ -101,12 +101,44 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
                                     f"unknown connector type {kind!r} (known: {', '.join(known_types())})"))
             broken.add(name)
             continue
+        resolved, schema = (_definition_of(doc, name, settings, root, errors) if kind == "definition"
+                            else (settings, settings_schema(kind)))
+        if resolved is None or schema is None:
+            broken.add(name)
+            continue
         # A key whose ${VAR} is unset is reported once, for the variable, not again for its empty value.
-        found = schema_errors(doc, settings_schema(kind), base=("connections", name), data=settings)
+        found = schema_errors(doc, schema, base=("connections", name), data=settings)
         found += _settings_problems(doc, name, settings)
         errors.extend(e for e in found if not (e.location and e.location.path in unset))
-        connections[name] = settings
+        connections[name] = resolved
     return connections, broken
+
+
+def _definition_of(doc: Document, name: str, settings: dict[str, Any], root: Path, errors: list[SpecError]
+                   ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """`type: definition`: read and check the workspace's definition file (its problems at its own lines).
+    Answers the block as the connector reads it (the file's path made absolute, `system` the name the
+    definition gives its system) and the JSON Schema the user's block must meet; None when unusable."""
+    from mapsync.connectors.declarative import definition_settings_schema, load_definition_file
+    from mapsync.spec.entities import register_system
+
+    relative = settings.get("definition")
+    if not isinstance(relative, str) or not relative.strip():
+        errors.append(doc.error(("connections", name, "type" if relative is None else "definition"),
+                                "a `type: definition` connection needs `definition: <file>` "
+                                "(relative to mapsync.yaml)"))
+        return None, None
+    path = root / relative
+    if not path.is_file():
+        errors.append(doc.error(("connections", name, "definition"), f"no connector definition file {relative!r}"))
+        return None, None
+    definition, problems = load_definition_file(path, display_name(path))
+    errors.extend(problems)
+    if definition is None:
+        return None, None
+    register_system(definition.name, {entity: dict(e.info.schema) for entity, e in definition.entities.items()})
+    resolved = {**settings, "definition": str(path.resolve()), "system": definition.name}
+    return resolved, definition_settings_schema(definition)
 
 
 MAX_SETTING = 1e9  # seconds, requests per second, retries: beyond this a number is a slip, and overflows

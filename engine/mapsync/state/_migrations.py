@@ -177,6 +177,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=6,
+        description="lean links (the keys of their values kept once, in value_layouts; see _compact) and "
+                    "the tails of the cursors (see _tails)",
+        statements=(
+            """CREATE TABLE value_layouts (
+                id TEXT PRIMARY KEY,
+                keys {json} NOT NULL
+            )""",
+            """CREATE TABLE scan_tails (
+                dataflow TEXT NOT NULL,
+                side TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                seen {json} NOT NULL,
+                PRIMARY KEY (dataflow, side)
+            )""",
+        ),
+        only={
+            # The link's key is its row's key (no separate index for it): rebuilt, rows kept as they are.
+            "sqlite": (
+                """CREATE TABLE links_lean (
+                    dataflow TEXT NOT NULL,
+                    source_id TEXT NOT NULL,
+                    target_id TEXT NOT NULL,
+                    source_values TEXT NOT NULL,
+                    target_values TEXT NOT NULL,
+                    source_version TEXT,
+                    target_version TEXT,
+                    state TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (dataflow, source_id),
+                    UNIQUE (dataflow, target_id)
+                ) WITHOUT ROWID""",
+                "INSERT INTO links_lean SELECT dataflow, source_id, target_id, source_values, target_values, "
+                "source_version, target_version, state, updated_at FROM links",
+                "DROP TABLE links",
+                "ALTER TABLE links_lean RENAME TO links",
+            ),
+            # Plain text: JSONB's binary form of a short array is larger, and the store never queries inside.
+            "postgresql": (
+                "ALTER TABLE links ALTER COLUMN source_values TYPE TEXT, ALTER COLUMN target_values TYPE TEXT",
+            ),
+        },
+    ),
 )
 
 

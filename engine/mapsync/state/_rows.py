@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from mapsync.errors import StateError
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RetiredLink, Values
+from mapsync.state.base import Conflict, DeadLetter, PendingCreate
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -37,13 +37,6 @@ def decode_json(text: str) -> Any:
     return json.loads(text)
 
 
-def decode_values(text: str) -> Values:
-    values = decode_json(text)
-    if not isinstance(values, dict):
-        raise StateError(f"stored values are not a JSON object: {text[:80]!r}")
-    return values
-
-
 LINK_COLUMNS = ("dataflow", "source_id", "target_id", "source_values", "target_values",
                 "source_version", "target_version", "state", "updated_at")
 PENDING_COLUMNS = ("dataflow", "side", "record_id", "idempotency_key", "created_at")
@@ -51,18 +44,6 @@ DEAD_LETTER_COLUMNS = ("dataflow", "side", "record_id", "reason", "status", "att
                        "first_failed_at", "last_failed_at")
 CONFLICT_COLUMNS = ("dataflow", "source_id", "target_id", "prop", "base", "source_value",
                     "target_value", "detected_at")
-
-
-def link_to_row(link: Link, updated_at: str) -> Row:
-    return (link.dataflow, link.source_id, link.target_id, encode_json(link.source_values),
-            encode_json(link.target_values), link.source_version, link.target_version, link.state,
-            updated_at)
-
-
-def row_to_link(row: Row) -> Link:
-    dataflow, source_id, target_id, source_values, target_values, sv, tv, state, updated_at = row
-    return Link(dataflow, source_id, target_id, decode_values(source_values),
-                decode_values(target_values), sv, tv, state, updated_at)
 
 
 def pending_to_row(pending: PendingCreate, created_at: str) -> Row:
@@ -142,17 +123,6 @@ PUT_RETIRED = upsert("retired_links", RETIRED_COLUMNS, LINK_KEY, set_excluded(RE
 SELECT_RETIRED = f"SELECT {column_list(RETIRED_COLUMNS)} FROM retired_links"
 SET_BASELINE = upsert("guard_baselines", ("dataflow", "links", "confirmed_at"), ("dataflow",),
                        "UPDATE SET links = excluded.links, confirmed_at = excluded.confirmed_at")
-
-
-def retired_to_row(retired: RetiredLink, retired_at: str) -> Row:
-    # The link's own columns but its state and stamp, then why and when it was retired.
-    return (*link_to_row(retired, "")[:-2], retired.gone, retired_at)
-
-
-def row_to_retired(row: Row) -> RetiredLink:
-    retired = RetiredLink.of(row_to_link((*row[:-2], "ok", "")), gone=row[-2])
-    retired.retired_at = row[-1]
-    return retired
 
 
 def keyset_pages(query: Query, table: str, columns: Sequence[str], key: Sequence[str], *,

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mapsync.errors import StateError
+from mapsync.state._compact import CompactLinksMixin
 from mapsync.state._history import HistoryMixin
 from mapsync.state._lock import FencedLock, LockProbe, UniqueViolation
 from mapsync.state._migrations import (
@@ -55,18 +56,15 @@ from mapsync.state._rows import (
     conflict_to_row,
     dead_letter_to_row,
     keyset_pages,
-    link_to_row,
     now_iso,
     pending_to_row,
     placeholders,
-    retired_to_row,
     row_to_conflict,
     row_to_dead_letter,
-    row_to_link,
     row_to_pending,
-    row_to_retired,
     upsert,
 )
+from mapsync.state._tails import TailsMixin
 from mapsync.state.base import Conflict, DeadLetter, GuardBaseline, Link, PendingCreate, RetiredLink, RunLock
 
 StoreT = TypeVar("StoreT", bound="SqlStore")
@@ -76,7 +74,7 @@ StoreT = TypeVar("StoreT", bound="SqlStore")
 ID_CHUNK = 500
 
 
-class SqlStore(HistoryMixin, ABC):
+class SqlStore(HistoryMixin, CompactLinksMixin, TailsMixin, ABC):
     """Every `StateStore` method, written once; subclasses connect and speak their driver."""
 
     url: str
@@ -86,6 +84,7 @@ class SqlStore(HistoryMixin, ABC):
         self.url = url
         self._depth = 0  # how many transaction() blocks are open; writes commit when it returns to 0
         self._closed = False
+        self._layouts_init()
 
     # -- what a backend provides ----------------------------------------------------------------------
 
@@ -215,7 +214,7 @@ class SqlStore(HistoryMixin, ABC):
         return [found[key] for key in sorted(found)]
 
     def _links_where_in(self, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[Link]:
-        return map(row_to_link, self._rows_where_in(SELECT_LINKS, dataflow, column, ids))
+        return map(self._row_to_link, self._rows_where_in(SELECT_LINKS, dataflow, column, ids))
 
     def _rows_where_in(self, select: str, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[Row]:
         """The rows of `select` whose `column` is among `ids`, a chunk of bound parameters per query."""
@@ -227,15 +226,15 @@ class SqlStore(HistoryMixin, ABC):
 
     def link_by_source(self, dataflow: str, source_id: str) -> Link | None:
         rows = self._query(f"{SELECT_LINKS} WHERE dataflow = ? AND source_id = ?", (dataflow, source_id))
-        return row_to_link(rows[0]) if rows else None
+        return self._row_to_link(rows[0]) if rows else None
 
     def link_by_target(self, dataflow: str, target_id: str) -> Link | None:
         rows = self._query(f"{SELECT_LINKS} WHERE dataflow = ? AND target_id = ?", (dataflow, target_id))
-        return row_to_link(rows[0]) if rows else None
+        return self._row_to_link(rows[0]) if rows else None
 
     def iter_links(self, dataflow: str | None = None, state: str | None = None) -> Iterator[Link]:
         return keyset_pages(self._query, "links", LINK_COLUMNS, LINK_KEY,
-                            filters={"dataflow": dataflow, "state": state}, convert=row_to_link)
+                            filters={"dataflow": dataflow, "state": state}, convert=self._row_to_link)
 
     def count_links(self, dataflow: str) -> int:
         rows = self._query("SELECT COUNT(*) FROM links WHERE dataflow = ?", (dataflow,))
@@ -245,7 +244,7 @@ class SqlStore(HistoryMixin, ABC):
         """Insert or replace the link of (dataflow, source_id); `updated_at` is stamped by the store."""
         try:
             with self.transaction():
-                self._write(PUT_LINK, link_to_row(link, now_iso()))
+                self._write(PUT_LINK, self._link_rows([link], now_iso())[0])
         except UniqueViolation as exc:
             raise StateError(f"{link.dataflow}: target {link.target_id!r} is already linked to another "
                              f"source record than {link.source_id!r}") from exc
@@ -257,7 +256,7 @@ class SqlStore(HistoryMixin, ABC):
         stamp = now_iso()
         try:
             with self.transaction():
-                self._write_many(PUT_LINK, [link_to_row(link, stamp) for link in links])
+                self._write_many(PUT_LINK, self._link_rows(links, stamp))
         except UniqueViolation as exc:
             raise StateError(f"{links[0].dataflow}: one of {len(links)} links names a target that is already "
                              f"linked to another source record") from exc
@@ -379,7 +378,7 @@ class SqlStore(HistoryMixin, ABC):
         with self.transaction():
             self._write("DELETE FROM retired_links WHERE dataflow = ? AND target_id = ? AND source_id <> ?",
                         (retired.dataflow, retired.target_id, retired.source_id))
-            self._write(PUT_RETIRED, retired_to_row(retired, retired.retired_at or now_iso()))
+            self._write(PUT_RETIRED, self._retired_row(retired, retired.retired_at or now_iso()))
 
     def retired_by_source(self, dataflow: str, source_ids: Iterable[str]) -> list[RetiredLink]:
         return list(self._retired_where_in(dataflow, "source_id", source_ids))
@@ -388,11 +387,11 @@ class SqlStore(HistoryMixin, ABC):
         return list(self._retired_where_in(dataflow, "target_id", target_ids))
 
     def _retired_where_in(self, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[RetiredLink]:
-        return map(row_to_retired, self._rows_where_in(SELECT_RETIRED, dataflow, column, ids))
+        return map(self._row_to_retired, self._rows_where_in(SELECT_RETIRED, dataflow, column, ids))
 
     def iter_retired(self, dataflow: str | None = None) -> Iterator[RetiredLink]:
         return keyset_pages(self._query, "retired_links", RETIRED_COLUMNS, LINK_KEY,
-                            filters={"dataflow": dataflow}, convert=row_to_retired)
+                            filters={"dataflow": dataflow}, convert=self._row_to_retired)
 
     def count_retired(self, dataflow: str, *, since: str = "") -> int:
         """How many entries the dataflow has, retired at or after `since` (empty: all)."""

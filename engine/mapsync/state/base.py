@@ -173,6 +173,10 @@ class StateStore(Protocol):
                    ) -> list[HistoryEntry]: ...
     def prune_history(self, dataflow: str, before: str, *, limit: int = 10_000) -> int: ...
 
+    # what the last complete scan of a side listed at its cursor's tail (see ScanTail)
+    def get_scan_tail(self, dataflow: str, side: str) -> ScanTail | None: ...
+    def set_scan_tail(self, tail: ScanTail) -> None: ...
+
 
 @dataclass(kw_only=True)
 class RetiredLink(Link):
@@ -201,3 +205,16 @@ class GuardBaseline:
     dataflow: str
     links: int
     confirmed_at: str = ""  # stamped by the store when empty
+
+
+@dataclass
+class ScanTail:
+    """The records the last complete scan of one side listed near its cursor, by change marker: the next
+    run lists them again (its overlap window reaches back before the cursor) and passes over those it finds
+    unchanged instead of planning them again. `fingerprint` names the mapping they were judged under: a tail
+    taken under another mapping is not trusted."""
+
+    dataflow: str
+    side: str
+    fingerprint: str
+    seen: dict[str, list[str]] = field(default_factory=dict)  # change marker -> ids listed with it

@@ -151,6 +151,8 @@ class DeletesMixin(PlannerBase):
                 self.store.drop_retired(self.name, source_ids=self.scan.retired_dead)
             if self.scan.guard_tripped:
                 return
+            # With the cursors (saved in this transaction): what the next run will list again.
+            self.store.set_scan_tail(self._tail_to_keep(self.scan.source_cursor))
             if self._confirms_baseline():
                 self.store.set_guard_baseline(GuardBaseline(self.name, self.store.count_links(self.name)))
                 counted_from = guard.started_at

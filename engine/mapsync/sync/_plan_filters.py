@@ -10,7 +10,7 @@ side leaves its scope: the filters then only decide which records without a part
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from jmespath.exceptions import JMESPathError
 
 from mapsync.errors import MappingError
-from mapsync.mapping.paths import Getter, make_getter
+from mapsync.mapping.paths import make_predicate
 from mapsync.spec._expression import shown
 from mapsync.spec.model import DataflowSpec, DeletePolicy
 from mapsync.state.base import Link
@@ -33,7 +33,7 @@ class Scope:
     key: str  # where | target_where
     expression: str
     where: str  # file:line, for a record on which the expression cannot be evaluated
-    read: Getter
+    test: Callable[[Mapping[str, Any]], bool]  # JMESPath truthiness of the expression on a record
 
     @property
     def why_left(self) -> str:
@@ -41,12 +41,11 @@ class Scope:
 
     def holds(self, record: Mapping[str, Any]) -> bool:
         try:
-            value = self.read(record)
+            return self.test(record)
         except (JMESPathError, TypeError, ValueError, OverflowError) as exc:
             # jmespath lets a few odd values escape as bare Python errors (`a > b` on a number and a string)
             raise MappingError(f"{self.where}: {self.key} {shown(self.expression)} cannot be evaluated on it: "
                                f"{exc}") from None
-        return _truthy(value)
 
 
 def scope_of(spec: DataflowSpec, side: str) -> Scope | None:
@@ -55,16 +54,7 @@ def scope_of(spec: DataflowSpec, side: str) -> Scope | None:
                              else ("target_where", spec.target_where, spec.target_where_line))
     if not expression:
         return None
-    return Scope(key, expression, f"{spec.file}:{line}", make_getter(expression))
-
-
-def _truthy(value: Any) -> bool:
-    """JMESPath's truthiness, not Python's: 0 is true."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, str | list | dict):
-        return len(value) > 0
-    return True
+    return Scope(key, expression, f"{spec.file}:{line}", make_predicate(expression))
 
 
 class FiltersMixin(PlannerBase):

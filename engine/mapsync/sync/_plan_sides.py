@@ -59,21 +59,33 @@ class SidesMixin(PlannerBase):
         since = None if self.full else self.store.get_cursor(self.name, "source")
         full_scan = since is None
         cursor = since
+        self._start_tail(since)
         for chunk in chunked(self.source.list_changes(self.spec.source.entity, since), CHUNK):
-            links = {link.source_id: link for link in self.store.get_links(self.name, source_ids=[c.id for c in chunk])}
-            self._prefetch_references(chunk)
-            self._prefetch_retired([c.id for c in chunk if c.id not in links and not c.deleted])
+            for change in chunk:
+                self._note_listed(change)
+            # Listed again as the last complete run saw them: passed over before any lookup (see _plan_tail).
+            passed = {c.id for c in chunk if self._seen_unchanged(c)}
+            fresh = [c for c in chunk if c.id not in passed]
+            links = {link.source_id: link for link in self.store.get_links(self.name, source_ids=[c.id for c in fresh])}
+            self._prefetch_references(fresh)
+            self._prefetch_retired([c.id for c in fresh if c.id not in links and not c.deleted])
             for change in chunk:
                 cursor = max(cursor or change.modified, change.modified)
                 if change.id in handled:
                     continue  # the overlap window or a page boundary repeated it
                 handled.add(change.id)
+                if change.id in passed:
+                    continue
+                link = links.get(change.id)
                 if change.deleted or change.record is None:
-                    link = links.get(change.id)
                     if link is not None:
                         self._source_gone(link)
                     continue
-                yield from self._plan_source_record(change.record, change.modified, links.get(change.id))
+                if link is not None and self._settled(change, link):
+                    yield Action(ActionKind.UNCHANGED, self.name, change.id, link.target_id)
+                    continue
+                yield from self._plan_source_record(change.record, change.modified, link)
+            self._prune_tail(cursor)
         self.scan.source_cursor = cursor
         self.scan.full_source = full_scan
         if full_scan:

@@ -266,8 +266,8 @@ class Executor(UsesContext):
 
     def _update_source(self, action: Action, body: dict[str, Any]) -> dict[str, Any]:
         entity, source_id = self.spec.source.entity, action.source_id or ""
-        current = action.source_record or self._read(self.source, entity, source_id)
-        return self.source.update(entity, source_id, body, current=current)
+        # The connector reads the record only if its write needs it (a whole-record PUT, a version to match).
+        return self.source.update(entity, source_id, body, current=action.source_record or {})
 
     def _read(self, connector: Connector, entity: str, record_id: str) -> dict[str, Any]:
         record = connector.read(entity, record_id)

@@ -14,6 +14,7 @@ state of `_plan_base.PlannerBase`:
 - `_plan_deletes`: the delete policy, the guard, and what a complete apply settles
 - `_plan_by_id`: just the records named (--id, a saved plan)
 - `_plan_filters`: `where` and `target_where`, which records are in scope
+- `_plan_tail`: records listed again unchanged, passed over (the cursor's tail) or counted at once
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from mapsync.sync._plan_matching import MatchingMixin
 from mapsync.sync._plan_record import RecordMixin
 from mapsync.sync._plan_relink import RelinkMixin
 from mapsync.sync._plan_sides import SidesMixin
+from mapsync.sync._plan_tail import TailMixin
 from mapsync.sync.actions import Action, ActionKind
 
 __all__ = ["DataflowPlanner"]
 
 
-class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, DeletesMixin, ByIdMixin, FiltersMixin):
+class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, DeletesMixin, ByIdMixin, FiltersMixin,
+                      TailMixin):
     """Plans one dataflow: `actions()` streams its actions, `settle()` follows a complete apply."""
 
     def actions(self) -> Iterator[Action]:
@@ -64,6 +67,8 @@ class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, Delet
         self.scan.complete = True
 
     def _stamped(self, action: Action) -> Action:
+        if action.kind == ActionKind.UNCHANGED and action.source_id not in self._queued:
+            return action  # nothing to refuse, link or key: most actions of a run listing records again
         action = self._refused(action) or action
         self._note_planned(action)
         # The executor clears a dead letter only where there is one, and reuses a create's earlier

@@ -1,0 +1,145 @@
+"""Listing and reading records as a definition says: the list request page by page, the incremental
+filter with its overlap, tombstones, and one record by its id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from mapsync.connectors._paging import PageCap, parse_timestamp, utc_z
+from mapsync.connectors.base import Change, Record
+from mapsync.connectors.declarative.definition import Definition, EntityDefinition
+from mapsync.connectors.declarative.pagers import Key, make_pager
+from mapsync.connectors.declarative.requests import (
+    fill_path,
+    fill_value,
+    format_timestamp,
+    search,
+    with_query,
+    without_annotations,
+)
+from mapsync.connectors.http import HttpClient
+from mapsync.errors import ConnectorError, NotFoundError, PagingError, RefusedError
+
+UNUSABLE_SEGMENTS = frozenset({"", ".", ".."})
+ONE_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    page_size: int
+    max_pages: int
+    overlap: float | None  # the connection's `overlap` setting (seconds), over each entity's own
+
+
+class Reader:
+    """The reading half of a declarative connector. Thread-safe: it keeps no state between calls."""
+
+    def __init__(self, name: str, definition: Definition, http: HttpClient, options: ReadOptions) -> None:
+        self.name = name
+        self.definition = definition
+        self.http = http
+        self.options = options
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def list_changes(self, entity: EntityDefinition, since: str | None) -> Iterator[Change]:
+        listing = entity.listing
+        cap = PageCap(self.options.max_pages, entity.info.name, connection=self.name, path=listing.path)
+        pager = make_pager(listing.paging, dict(listing.params), size=self.options.page_size,
+                           after=self._lower_bound(entity, since), window=lambda after: self._window(entity, after),
+                           base_url=self.http.base_url, connection=self.name, path=listing.path)
+        while not pager.finished:
+            cap.next_page()
+            url, params = pager.next_request()
+            response = self.http.request("GET", url or with_query(listing.path, params))
+            body = self.http.json(response)
+            records = self._records(entity, body, response)
+            changes = [self._change(entity, record) for record in records]
+            keys: list[Key] = [(change.id, parse_timestamp(str(record[entity.modified])))
+                               for change, record in zip(changes, records, strict=True)]
+            for index in pager.accept(body, response, keys):
+                yield changes[index]
+
+    def _lower_bound(self, entity: EntityDefinition, since: str | None) -> datetime | None:
+        incremental = entity.listing.incremental
+        if since is None or incremental is None:
+            return None
+        try:
+            cursor = parse_timestamp(since)
+        except ValueError:
+            raise ConnectorError(f"the cursor {since!r} is not an ISO 8601 datetime", connection=self.name) from None
+        seconds = incremental.overlap if self.options.overlap is None else self.options.overlap
+        overlap = timedelta(seconds=seconds)
+        # A strict filter (`gt`) would miss a record changed at the cursor's own instant: reach back at least 1 ms.
+        return cursor - (max(overlap, ONE_MS) if incremental.strict else overlap)
+
+    def _window(self, entity: EntityDefinition, after: datetime | None) -> dict[str, str]:
+        incremental = entity.listing.incremental
+        if after is None or incremental is None:
+            return {}
+        moment = format_timestamp(after, incremental.timestamp)
+        return {incremental.param: fill_value(incremental.value, since=moment)}
+
+    def _records(self, entity: EntityDefinition, body: Any, response: httpx.Response) -> list[Record]:
+        selector = entity.listing.records
+        records = search(selector, body)
+        if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+            raise PagingError(f"malformed page: expected a list of records at `{selector}`", connection=self.name,
+                              method="GET", path=entity.listing.path, status=response.status_code)
+        return [without_annotations(record, self.definition.annotations) for record in records]
+
+    def _change(self, entity: EntityDefinition, record: Record) -> Change:
+        key, modified = entity.info.key, entity.modified
+        try:
+            record_id = record[key]
+            if not isinstance(record_id, str | int) or isinstance(record_id, bool):
+                raise ValueError(f"{key} is {type(record_id).__name__}")
+            moment = utc_z(parse_timestamp(str(record[modified])))
+        except (KeyError, ValueError) as exc:
+            raise PagingError(f"malformed record in page: needs {key} and an ISO 8601 {modified} ({exc})",
+                              connection=self.name, method="GET", path=entity.listing.path) from exc
+        if entity.listing.deleted and search(entity.listing.deleted, record):
+            return Change(id=str(record_id), modified=moment, record=None, deleted=True)
+        return Change(id=str(record_id), modified=moment, record=record)
+
+    # -- one record -----------------------------------------------------------------------------
+
+    def read(self, entity: EntityDefinition, record_id: str) -> Record | None:
+        read = entity.read
+        params = {key: fill_value(value, record_id=record_id) for key, value in read.params.items()}
+        if read.by_list:
+            path = entity.listing.path
+            response = self.http.request("GET", with_query(path, params))
+            found = self._records(entity, self.http.json(response), response)
+            return found[0] if found else None
+        path = self.item_path("GET", read.path or entity.listing.path, entity, record_id)
+        try:
+            response = self.http.request("GET", with_query(path, params))
+        except NotFoundError:
+            return None
+        return self.record_from(response, read.record) or None
+
+    def record_from(self, response: httpx.Response, selector: str | None) -> Record:
+        """The record an answer carries ({} when it carries none), its annotations dropped."""
+        if not response.content:
+            return {}
+        record = search(selector, self.http.json(response))
+        return without_annotations(record, self.definition.annotations) if isinstance(record, dict) else {}
+
+    def item_path(self, method: str, template: str, entity: EntityDefinition, record_id: str) -> str:
+        """The path of one record; refused before any request when the id cannot be one path segment (a `.`
+        or `..` would be resolved away, and an empty id names the collection)."""
+        if "{id" in template and record_id in UNUSABLE_SEGMENTS:
+            raise RefusedError(f"{entity.info.name} id {record_id!r} cannot be used in a URL path",
+                               connection=self.name, method=method, path=template.split("{", 1)[0].rstrip("/("))
+        return fill_path(template, record_id)
+
+
+def settings_overlap(settings: Mapping[str, Any]) -> float | None:
+    value = settings.get("overlap")
+    return None if value is None else float(value)
