@@ -10,7 +10,7 @@ import pytest
 from ledgerly_emulator import CLIENT_ID, CLIENT_SECRET, LedgerlyEmulator
 
 from mapsync.connectors.base import Connector
-from mapsync.connectors.declarative.connector import workspace_factory
+from mapsync.connectors.declarative.factories import workspace_factory
 from mapsync.errors import AuthError, RefusedError
 
 DEFINITION = Path(__file__).parent / "workspace" / "connectors" / "ledgerly.yaml"

@@ -14,15 +14,18 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 import threading
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-import httpx
-
 from mapsync.connectors.base import Change, Connector, EntityInfo, Record
-from mapsync.connectors.http import HttpClient, HttpSettings
 from mapsync.errors import SpecError
 from mapsync.spec.entities import entity_schema_file
+
+if typing.TYPE_CHECKING:
+    import httpx
+
+    from mapsync.connectors.http import HttpClient, HttpSettings
 
 PLUGIN_GROUP = "mapsync.connectors"
 
@@ -138,6 +141,15 @@ def _load_plugins() -> None:
             register(entry.name)(entry.load())
         except Exception as exc:
             _broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+
+
+def __getattr__(name: str) -> Any:
+    # The HTTP layer (and httpx) is imported on first use: `mapsync validate` needs only the registry.
+    if name in {"HttpClient", "HttpSettings"}:
+        from mapsync.connectors import http
+
+        return getattr(http, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

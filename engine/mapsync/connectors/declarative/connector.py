@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,16 +15,11 @@ from mapsync.connectors._common import HttpBackedConnector
 from mapsync.connectors._http_errors import server_message
 from mapsync.connectors.base import Change, EntityInfo, Record
 from mapsync.connectors.declarative.definition import Definition, EntityDefinition, ErrorShape
-from mapsync.connectors.declarative.loading import (
-    load_definition_file,
-    settings_schema_of,
-    shipped_definition,
-)
 from mapsync.connectors.declarative.reading import Reader, ReadOptions, settings_overlap
 from mapsync.connectors.declarative.requests import fill_settings, search, with_query
 from mapsync.connectors.declarative.writing import Writer
 from mapsync.connectors.http import HttpClient, HttpSettings
-from mapsync.errors import FieldError, SpecError, SpecErrors
+from mapsync.errors import FieldError
 
 
 class DeclarativeConnector(HttpBackedConnector):
@@ -116,49 +110,3 @@ def _error_reader(shape: ErrorShape | None) -> Callable[[httpx.Response], tuple[
         return (message if isinstance(message, str) and message else text), fields
 
     return describe
-
-
-# -- factories for the registry ----------------------------------------------------------------------
-
-def shipped_factory(system: str) -> Any:
-    """The registry's factory for a shipped definition, with its SETTINGS_SCHEMA."""
-
-    def factory(name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-                ) -> DeclarativeConnector:
-        return DeclarativeConnector(name, shipped_definition(system), settings, transport=transport)
-
-    factory.SETTINGS_SCHEMA = settings_schema_of(shipped_definition(system), system)  # type: ignore[attr-defined]
-    return factory
-
-
-DEFINITION_TYPE = "definition"
-# The connection block of `type: definition`, before its definition is read: the loader checks the rest
-# against the definition's own settings (definition_settings_schema).
-DEFINITION_SETTINGS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"const": DEFINITION_TYPE},
-        "definition": {"type": "string", "minLength": 1,
-                       "description": "The connector definition file, relative to mapsync.yaml."},
-    },
-    "required": ["type", "definition"],
-    "additionalProperties": True,
-}
-
-
-def definition_settings_schema(definition: Definition) -> dict[str, Any]:
-    extra = {"definition": DEFINITION_SETTINGS_SCHEMA["properties"]["definition"]}
-    return settings_schema_of(definition, DEFINITION_TYPE, extra)
-
-
-def workspace_factory(name: str, settings: Mapping[str, Any], *, transport: httpx.BaseTransport | None = None
-                      ) -> DeclarativeConnector:
-    """`type: definition`: the definition named by the block's `definition` (made absolute by the loader)."""
-    path = Path(str(settings.get("definition", "")))
-    definition, errors = load_definition_file(path, str(path))
-    if definition is None:
-        raise SpecErrors(errors) if errors else SpecError(f"connection {name!r}: no definition at {path}")
-    return DeclarativeConnector(name, definition, settings, transport=transport)
-
-
-workspace_factory.SETTINGS_SCHEMA = DEFINITION_SETTINGS_SCHEMA  # type: ignore[attr-defined]
