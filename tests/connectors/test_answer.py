@@ -151,6 +151,18 @@ def test_json_deeper_than_records_ever_nest_is_refused_even_when_it_parses(make_
         client.json(client.request("GET", "/x"))
 
 
+def test_brackets_inside_texts_are_not_nesting(make_client) -> None:
+    # Far more brackets than levels: the count cannot clear this answer, the walk of the parsed value does.
+    shallow = json.dumps({"value": [{"Navn": "[{" * 100}, {"Navn": "]}" * 100}]}).encode()
+    client = make_client(answers(httpx.Response(200, content=shallow)))
+    assert client.json(client.request("GET", "/x"))["value"][0]["Navn"] == "[{" * 100
+
+
+def test_scalar_answers_have_no_depth(make_client) -> None:
+    client = make_client(answers(*(httpx.Response(200, content=body) for body in (b'"[[["', b"42", b"null"))))
+    assert [client.json(client.request("GET", "/x")) for _ in range(3)] == ["[[[", 42, None]
+
+
 def test_an_error_page_nested_too_deeply_is_still_reported(make_client) -> None:
     client = make_client(answers(httpx.Response(422, content=deep_json(100_000))))
     with pytest.raises(RefusedError, match="the server refused the record"):

@@ -75,17 +75,21 @@ def test_writes_whose_answers_were_lost_end_in_a_clean_run(make_harness: Callabl
     assert_in_sync(hs.sb, all_links(hs))
 
 
-def edit_when_read(h: Harness, path: str, **changes: Any) -> Callable[[], None]:
-    """Someone edits the Customer in Custompms right after mapsync has read it, before it writes; returns
-    a function that puts the emulator back."""
+def edit_when_read(h: Harness, path: str, *, before_write: bool = False, **changes: Any) -> Callable[[], None]:
+    """Someone edits the Customer in Custompms right after mapsync has read it, before it writes (with
+    `before_write`, just before its write arrives: mapsync writes with the version it remembers from its
+    last sync and reads nothing first); returns a function that puts the emulator back."""
     server = h.sb.custompms
     original = server.handle
     customer_id = path.rsplit("/", 1)[1]
     done = []
 
     def handle(request: Request) -> Response:
+        if before_write and request.method == "PATCH" and request.path == path and not done:
+            done.append(True)
+            server.edit("customers", customer_id, **changes)
         response = original(request)
-        if request.method == "GET" and request.path == path and not done:
+        if not before_write and request.method == "GET" and request.path == path and not done:
             done.append(True)
             server.edit("customers", customer_id, **changes)
         return response
@@ -100,7 +104,8 @@ def test_a_record_changed_between_read_and_write_fails_alone_and_merges_next_run
     customer_id = hs.links("kunde-customer")[first["Id"]]
     hs.sb.tidsbanken.edit("Kunde", first["Id"], Navn="Endret i Tidsbanken AS")
     hs.sb.tidsbanken.edit("Kunde", second["Id"], Navn="Også endret AS")
-    restore = edit_when_read(hs, f"/api/v1/customers/{customer_id}", email="endret@pms.example")
+    restore = edit_when_read(hs, f"/api/v1/customers/{customer_id}", before_write=True,
+                             email="endret@pms.example")
 
     run = hs.apply()
     restore()

@@ -30,6 +30,7 @@ from mapsync.worker.loop import RunOutcome, RunResult, Worker
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = ("avdeling-customer", "kunde-customer", "prosjekt-project")  # dependency order
 STOP_REASON = "stopped: the run was asked to stop"
+RAN = {RunOutcome.OK, RunOutcome.PARTIAL, RunOutcome.STOPPED}  # the outcomes of a run that took place
 
 
 def workspace_dir(tmp_path: Path, run_section: str) -> Path:
@@ -263,3 +264,63 @@ def test_a_state_store_that_cannot_be_opened_fails_the_dataflow_and_backs_it_off
     assert (first.next_in, second.next_in) == (1.0, 2.0)
     flow = second.report.dataflows["kunde-customer"]
     assert flow.status == "failed" and flow.errors[0].startswith("kunde-customer: ")
+
+
+@pytest.mark.postgres
+def test_two_workers_make_one_run_per_interval_not_one_each(
+        make_sandbox: Callable[..., Sandbox], tmp_path: Path, pg_url: str,
+        start_worker: Callable[..., tuple[Worker, threading.Thread]]) -> None:
+    sandbox = make_sandbox(seed=SeedSize(avdelinger=2, kunder=4, prosjekter=4), rng_seed=1)
+    workspace = load(tmp_path, sandbox, pg_url, "run:\n  every: 1s\n")
+    one, one_thread = start_worker(workspace, "one")
+    two, two_thread = start_worker(workspace, "two")
+    time.sleep(4.2)  # runs at about 0, 1, 2, 3 and 4 s (each a little later: the interval follows a run's end)
+    for worker, thread in ((one, one_thread), (two, two_thread)):
+        worker.stop()
+        thread.join(10)
+    results = list(one.results) + list(two.results)
+    for name in FLOWS:  # both workers in this process: their monotonic clocks compare
+        ran = sorted((r for r in results if r.dataflow == name and r.outcome in RAN), key=lambda r: r.started)
+        assert 2 <= len(ran) <= 5, (name, [(str(r.outcome), round(r.started, 2)) for r in ran])
+        gaps = [later.started - earlier.finished for earlier, later in itertools.pairwise(ran)]
+        assert all(gap > 0.9 for gap in gaps), (name, gaps)  # never again before the interval is over
+    assert any(r.outcome is RunOutcome.NOT_DUE for r in results)  # a worker looked, found it just run, and waited
+    assert not [r for r in results if r.outcome is RunOutcome.FAILED]
+    store = open_store(pg_url)
+    try:
+        entry = store.get_schedule("kunde-customer")
+    finally:
+        store.close()
+    # the last run's end is recorded (the stop may have cut it short)
+    assert entry is not None and entry.status in {"ok", "partial", "stopped"} and entry.finished_at
+    assert entry.failures == 0
+
+
+def test_a_restarted_worker_keeps_the_backoff_and_a_trigger_still_forces_a_run(
+        sandbox: Sandbox, tmp_path: Path, store_url: str,
+        start_worker: Callable[..., tuple[Worker, threading.Thread]]) -> None:
+    workspace = load(tmp_path, sandbox, store_url, "run:\n  every: 1s\n")
+    for settings in workspace.connections.values():
+        settings["max_retries"] = 0
+    sandbox.set_faults(Faults(rate_503=1.0))
+    before = Worker(workspace)
+    assert [before.run_dataflow("avdeling-customer").outcome for _ in range(3)] == [RunOutcome.FAILED] * 3
+    sandbox.set_faults(Faults())
+
+    restarted = Worker(workspace)  # a new process: its own timers say everything is due now
+    waits = restarted.run_dataflow("avdeling-customer", when_due=True)
+    assert waits.outcome is RunOutcome.NOT_DUE and 3.0 < (waits.next_in or 0) <= 4.0  # 1s, doubled twice
+    assert restarted.schedule.failures("avdeling-customer") == 3
+    assert sandbox.custompms.records("customers") == []  # nothing was read or written
+
+    worker, _ = start_worker(workspace, "restarted")
+    wait_until(lambda: bool(runs_of(worker, "kunde-customer", RunOutcome.OK)), 15, "kunde-customer synced")
+    assert [r.outcome for r in runs_of(worker, "avdeling-customer")] == [RunOutcome.NOT_DUE]  # still backing off
+    assert worker.trigger("avdeling-customer") is None
+    wait_until(lambda: bool(runs_of(worker, "avdeling-customer", RunOutcome.OK)), 15, "the triggered run")
+    store = open_store(store_url)
+    try:
+        entry = store.get_schedule("avdeling-customer")
+    finally:
+        store.close()
+    assert entry is not None and (entry.status, entry.failures) == ("ok", 0)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from mapsync.state.base import ScheduleEntry
 from mapsync.worker.schedule import (
     MAX_BACKOFF,
     Schedule,
@@ -15,6 +16,7 @@ from mapsync.worker.schedule import (
     next_full_scan,
     parse_duration,
     parse_listen,
+    shared_due,
 )
 
 FLOWS = ("avdeling-customer", "kunde-customer", "prosjekt-project")  # dependency order
@@ -132,3 +134,34 @@ def test_the_first_run_after_the_cron_time_is_a_full_scan_until_one_goes_through
 def test_no_full_scan_without_a_cron_expression() -> None:
     schedule = Schedule({"a": 1.0}, now=0.0)
     assert not schedule.full_scan_due("a")
+
+
+def shared(status: str, *, started: str = "2025-03-04T10:00:00+00:00", finished: str = "2025-03-04T10:00:05+00:00",
+           failures: int = 0, full_scan_at: str = "") -> ScheduleEntry:
+    return ScheduleEntry("a", started, status, finished, failures, full_scan_at)
+
+
+def test_the_shared_entry_says_when_the_dataflow_is_due() -> None:
+    at = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    assert shared_due(None, 60) is None  # never run: due now
+    assert shared_due(shared("ok"), 60) == at + timedelta(seconds=65)  # the interval after it ended
+    assert shared_due(shared("partial"), 60) == at + timedelta(seconds=65)
+    assert shared_due(shared("taken-elsewhere"), 60) == at + timedelta(seconds=65)
+    assert shared_due(shared("failed", failures=3), 60) == at + timedelta(seconds=5 + 240)  # the backoff
+    assert shared_due(shared("stopped"), 60) == at + timedelta(seconds=5)  # cut short: due at once
+    assert shared_due(shared("running", finished=""), 60) == at + timedelta(seconds=60)  # its worker died
+
+
+def test_adopting_the_shared_entry_takes_its_backoff_and_last_full_scan_over() -> None:
+    clock = {"now": datetime(2025, 3, 4, 3, 0, tzinfo=OSLO)}
+    schedule = Schedule({"a": 60.0}, full_scan="30 2 * * *", now=0.0, wall=lambda: clock["now"])
+    assert not schedule.full_scan_due("a")  # the first one after this worker started: tomorrow 02:30
+    schedule.adopt("a", shared("failed", failures=2, full_scan_at="2025-03-03T01:31:00+00:00"))  # 02:31 Oslo
+    assert schedule.failures("a") == 2
+    assert schedule.full_scan_due("a")  # none since yesterday's: today's 02:30 has passed
+    assert schedule.failed("a", 0.0) == 240.0  # the third failure in a row, whichever worker had the others
+    schedule.adopt("a", shared("ok", full_scan_at="2025-03-04T01:35:00+00:00"))
+    assert not schedule.full_scan_due("a") and schedule.failures("a") == 0
+    schedule.adopt("a", None)  # no entry yet: the worker's own timer stands
+    assert not schedule.full_scan_due("a")
+    assert schedule.not_due("a", 10.0, 4.5) == 4.5 and schedule.due(14.4) == [] and schedule.due(14.5) == ["a"]

@@ -18,8 +18,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,8 @@ RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 10.0
 RETRY_AFTER_CAP = 60.0
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_NO_SLOT = nullcontext()  # reentrant and stateless: one shared by every thread
 
 
 def full_jitter_backoff(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
@@ -131,7 +133,8 @@ class HttpClient:
         Raises RunDeadlineError (not retried) once the run's deadline has passed.
         """
         method = method.upper()
-        with self._write_slot(method):
+        # Reads are cheap and paged one at a time; only writes are bounded, to spare the target system.
+        with (_NO_SLOT if method in _READS else self._writes):
             attempt = 0
             while True:
                 self._limiter.acquire()
@@ -208,16 +211,21 @@ class HttpClient:
             self._check_size(streamed, len(streamed.content))
             return streamed.content
         decoder = self._decoder_for(streamed)
-        body = bytearray()
+        cap = self.settings.max_answer_bytes
+        pieces: list[bytes] = []  # joined once at the end: an answer in one piece is then never copied
+        size = 0
         for raw in streamed.iter_raw():
             if time.monotonic() > ends:
                 raise DeadlineExceeded(f"the answer took longer than {budget:g}s", request=streamed.request)
             for piece in decoder.decode(raw):
-                body += piece
-                self._check_size(streamed, len(body))
-        body += decoder.flush()
+                pieces.append(piece)
+                size += len(piece)
+                if size > cap:
+                    self._check_size(streamed, size)
+        pieces.append(decoder.flush())
+        body = b"".join(pieces)
         self._check_size(streamed, len(body))
-        return bytes(body)
+        return body
 
     def _check_size(self, streamed: httpx.Response, size: int) -> None:
         cap = self.settings.max_answer_bytes
@@ -264,7 +272,7 @@ class HttpClient:
                 path=response.request.url.path,
                 status=response.status_code,
             ) from exc
-        if nested_deeper_than(body, MAX_JSON_DEPTH):
+        if nested_deeper_than(body, MAX_JSON_DEPTH, response.content):
             raise self._too_deep(response)
         return body
 
@@ -355,15 +363,6 @@ class HttpClient:
             method=method,
             path=path_only(path),
         )
-
-    @contextmanager
-    def _write_slot(self, method: str) -> Iterator[None]:
-        # Reads are cheap and paged one at a time; only writes are bounded, to spare the target system.
-        if method in ("GET", "HEAD", "OPTIONS"):
-            yield
-            return
-        with self._writes:
-            yield
 
     def _count(self, method: str, answered: str) -> None:
         with self._counts_lock:

@@ -7,7 +7,9 @@ most of a row, and twice, once per side. So:
 - each side's values are a JSON array `[layout, v1, v2, ...]`: `layout` names the keys, in order, kept once
   in `value_layouts` (its id is a digest of the keys, so every process derives the same id alone);
 - the target side's values, after a sync nearly always equal to the source side's, are stored as `null`
-  when equal (and as their own array when not).
+  when equal (and as their own array when not);
+- a side's concurrency token (`Link.*_token`) shares its change marker's column, after a `|`, as JSON
+  (`2026-05-01T10:00:00.123000+00:00|17`): a few bytes, no column of its own, and a marker never holds a `|`.
 
 Rows written before (JSON objects) are read as they are and written lean the next time the link changes.
 The layouts a batch uses are upserted in the batch's own transaction, so a row never names a layout the
@@ -25,11 +27,13 @@ from typing import Any
 
 from mapsync.errors import StateError
 from mapsync.state._rows import Row, encode_json
-from mapsync.state.base import Link, RetiredLink, Values
+from mapsync.state.base import Link, RetiredLink, Token, Values
 
 PUT_LAYOUT = "INSERT INTO value_layouts (id, keys) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
 # The target side's values when they equal the source side's.
 SAME_AS_SOURCE = "null"
+# Between a side's change marker and its concurrency token, in the marker's column.
+TOKEN_MARK = "|"
 
 
 def layout_id(keys: Sequence[str]) -> str:
@@ -76,8 +80,9 @@ class CompactLinksMixin(ABC):
     def _link_row(self, link: Link, stamp: str, used: set[tuple[str, ...]]) -> Row:
         source = self._pack(link.source_values, used)
         target = SAME_AS_SOURCE if link.target_values == link.source_values else self._pack(link.target_values, used)
-        return (link.dataflow, link.source_id, link.target_id, source, target, link.source_version,
-                link.target_version, link.state, stamp)
+        return (link.dataflow, link.source_id, link.target_id, source, target,
+                pack_version(link.source_version, link.source_token),
+                pack_version(link.target_version, link.target_token), link.state, stamp)
 
     def _retired_row(self, retired: RetiredLink, retired_at: str) -> Row:
         # The link's own columns but its state and stamp, then why and when it was retired.
@@ -128,10 +133,35 @@ class CompactLinksMixin(ABC):
     def _row_to_link(self, row: Row) -> Link:
         dataflow, source_id, target_id, source_text, target_text, sv, tv, state, updated_at = row
         source_values = self._unpack(source_text)
+        (source_version, source_token), (target_version, target_token) = unpack_version(sv), unpack_version(tv)
         return Link(dataflow, source_id, target_id, source_values, self._unpack(target_text, source_values),
-                    sv, tv, state, updated_at)
+                    source_version, target_version, state, updated_at, source_token, target_token)
 
     def _row_to_retired(self, row: Row) -> RetiredLink:
         retired = RetiredLink.of(self._row_to_link((*row[:-2], "ok", "")), gone=row[-2])
         retired.retired_at = row[-1]
         return retired
+
+
+def pack_version(marker: str | None, token: Token) -> str | None:
+    """A side's change marker and concurrency token in one column: `marker|token` (the token as JSON)."""
+    if marker is not None and TOKEN_MARK in marker:
+        raise StateError(f"a change marker cannot hold {TOKEN_MARK!r}: {marker[:80]!r}")
+    if token is None:
+        return marker
+    return f"{marker or ''}{TOKEN_MARK}{encode_json(token)}"
+
+
+def unpack_version(text: str | None) -> tuple[str | None, Token]:
+    """The change marker and concurrency token of a column written by pack_version (or before tokens were kept).
+    A token that cannot be read is dropped: the update then reads the record first, as it did without one."""
+    if text is None or TOKEN_MARK not in text:
+        return text, None
+    marker, _, token_text = text.partition(TOKEN_MARK)
+    try:
+        token = json.loads(token_text)
+    except ValueError:
+        token = None
+    if isinstance(token, bool) or not isinstance(token, str | int):
+        token = None
+    return marker or None, token

@@ -7,13 +7,11 @@ lookup. Rows are stamped by the store when the batch is recorded; `id` orders ro
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from mapsync.errors import StateError
-from mapsync.state._rows import Row, column_list, decode_json, encode_json, now_iso, placeholders
+from mapsync.state._rows import Row, SqlAccess, column_list, decode_json, encode_json, now_iso, placeholders
 from mapsync.state.base import HistoryEntry
 
 HISTORY_COLUMNS = ("run_id", "at", "dataflow", "side", "source_id", "target_id", "kind", "why", "changes")
@@ -57,20 +55,9 @@ def row_to_history(row: Row) -> HistoryEntry:
                         found if isinstance(found, dict) else {}, run_id, at, int(entry_id))
 
 
-class HistoryMixin(ABC):
+class HistoryMixin(SqlAccess):
     """The history methods of `SqlStore` (which supplies the driver methods declared here)."""
 
-    @abstractmethod
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    @abstractmethod
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-    @abstractmethod
-    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
-
-    @abstractmethod
-    def transaction(self) -> AbstractContextManager[None]: ...
 
     def add_history(self, entries: Sequence[HistoryEntry]) -> None:
         """Record entries in one batch (one statement, the driver batching the rows), stamped alike."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from mapsync.errors import StateError
 from mapsync.state._history import history_statements
+from mapsync.state._schedule import SCHEDULE_STATEMENTS
 
 META_TABLE = "mapsync_meta"
 SCHEMA_VERSION_KEY = "schema_version"
@@ -220,6 +221,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 "ALTER TABLE links ALTER COLUMN source_values TYPE TEXT, ALTER COLUMN target_values TYPE TEXT",
             ),
         },
+    ),
+    Migration(
+        version=7,
+        description="the schedule the workers share: each dataflow's last run (see _schedule)",
+        statements=SCHEDULE_STATEMENTS,
     ),
 )
 

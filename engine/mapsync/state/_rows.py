@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -148,3 +150,20 @@ def keyset_pages(query: Query, table: str, columns: Sequence[str], key: Sequence
         if len(rows) < PAGE_SIZE:
             return
         after = [rows[-1][i] for i in key_at]
+
+
+class SqlAccess(ABC):
+    """What a table family's mixin (`_history`, `_tails`, `_schedule`) needs of `SqlStore`: its queries,
+    writes and transactions, in either dialect."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    @abstractmethod
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    @abstractmethod
+    def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]: ...

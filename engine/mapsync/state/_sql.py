@@ -64,6 +64,7 @@ from mapsync.state._rows import (
     row_to_pending,
     upsert,
 )
+from mapsync.state._schedule import ScheduleMixin
 from mapsync.state._tails import TailsMixin
 from mapsync.state.base import Conflict, DeadLetter, GuardBaseline, Link, PendingCreate, RetiredLink, RunLock
 
@@ -74,7 +75,7 @@ StoreT = TypeVar("StoreT", bound="SqlStore")
 ID_CHUNK = 500
 
 
-class SqlStore(HistoryMixin, CompactLinksMixin, TailsMixin, ABC):
+class SqlStore(HistoryMixin, CompactLinksMixin, TailsMixin, ScheduleMixin, ABC):
     """Every `StateStore` method, written once; subclasses connect and speak their driver."""
 
     url: str

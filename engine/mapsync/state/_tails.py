@@ -6,12 +6,7 @@ scan starts, replaced once when a complete run saves its cursors (in the same tr
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any
-
-from mapsync.state._rows import Row, decode_json, encode_json, upsert
+from mapsync.state._rows import SqlAccess, decode_json, encode_json, upsert
 from mapsync.state.base import ScanTail
 
 TAIL_COLUMNS = ("dataflow", "side", "fingerprint", "seen")
@@ -19,17 +14,9 @@ PUT_TAIL = upsert("scan_tails", TAIL_COLUMNS, ("dataflow", "side"),
                   "UPDATE SET fingerprint = excluded.fingerprint, seen = excluded.seen")
 
 
-class TailsMixin(ABC):
+class TailsMixin(SqlAccess):
     """The scan-tail methods of `SqlStore`."""
 
-    @abstractmethod
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    @abstractmethod
-    def _write(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-    @abstractmethod
-    def transaction(self) -> AbstractContextManager[None]: ...
 
     def get_scan_tail(self, dataflow: str, side: str) -> ScanTail | None:
         rows = self._query("SELECT fingerprint, seen FROM scan_tails WHERE dataflow = ? AND side = ?",

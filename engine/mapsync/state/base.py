@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Values = dict[str, Any]
+Token = str | int | None  # a record's concurrency token (an ETag, a version number)
 
 
 @dataclass
@@ -16,7 +17,9 @@ class Link:
 
     `source_values` and `target_values` are the canonical projections (target-side representation,
     keyed by the mapping's target paths) of each side at the last sync; `*_version` is the side's own
-    change marker at that time (Tidsbanken SistEndretDato, Custompms version).
+    change marker at that time (Tidsbanken SistEndretDato, Custompms updated_at); `*_token` its concurrency
+    token (Custompms version, as the connector definition's `concurrency.version` names it; None when the
+    system has none), so that an update is sent with it instead of reading the record first.
     """
 
     dataflow: str
@@ -28,6 +31,8 @@ class Link:
     target_version: str | None = None
     state: str = "ok"  # "ok" or "conflict" (a manual conflict awaits resolution)
     updated_at: str = ""
+    source_token: Token = None
+    target_token: Token = None
 
 
 @dataclass
@@ -177,6 +182,11 @@ class StateStore(Protocol):
     def get_scan_tail(self, dataflow: str, side: str) -> ScanTail | None: ...
     def set_scan_tail(self, tail: ScanTail) -> None: ...
 
+    # the schedule the workers share: each dataflow's last run (see ScheduleEntry, state/_schedule.py)
+    def get_schedule(self, dataflow: str) -> ScheduleEntry | None: ...
+    def put_schedule(self, entry: ScheduleEntry) -> None: ...
+    def iter_schedule(self) -> list[ScheduleEntry]: ...
+
 
 @dataclass(kw_only=True)
 class RetiredLink(Link):
@@ -190,11 +200,13 @@ class RetiredLink(Link):
     def of(cls, link: Link, gone: str) -> RetiredLink:
         return cls(dataflow=link.dataflow, source_id=link.source_id, target_id=link.target_id,
                    source_values=dict(link.source_values), target_values=dict(link.target_values),
-                   source_version=link.source_version, target_version=link.target_version, gone=gone)
+                   source_version=link.source_version, target_version=link.target_version,
+                   source_token=link.source_token, target_token=link.target_token, gone=gone)
 
     def as_link(self) -> Link:
         return Link(self.dataflow, self.source_id, self.target_id, dict(self.source_values),
-                    dict(self.target_values), self.source_version, self.target_version)
+                    dict(self.target_values), self.source_version, self.target_version,
+                    source_token=self.source_token, target_token=self.target_token)
 
 
 @dataclass
@@ -218,3 +230,18 @@ class ScanTail:
     side: str
     fingerprint: str
     seen: dict[str, list[str]] = field(default_factory=dict)  # change marker -> ids listed with it
+
+
+@dataclass
+class ScheduleEntry:
+    """A dataflow's last run by a worker of `mapsync run`, shared by every worker on the store: whoever
+    takes the dataflow next reads when it is due from here, so a run another worker just made is not
+    repeated and a backoff survives a restart. Times are the store's UTC ISO 8601 stamps."""
+
+    dataflow: str
+    started_at: str = ""  # when the last run began (stamped by the store when empty)
+    status: str = "running"  # running, ok, partial, failed, stopped, taken-elsewhere
+    finished_at: str = ""  # empty while it runs (or when its worker died during it)
+    failures: int = 0  # failed runs in a row: the backoff
+    full_scan_at: str = ""  # when the last full scan that went through began (empty: none yet)
+    worker: str = ""  # the host and process that ran it (for people)

@@ -16,9 +16,10 @@ from typing import Any
 
 from mapsync.connectors.base import Connector
 from mapsync.connectors.http import RunDeadline, RunDeadlineError
-from mapsync.errors import ConnectorError, MappingError, MapsyncError, NotFoundError, StateError
+from mapsync.errors import ConnectorError, MappingError, MapsyncError, StateError
 from mapsync.mapping.mapper import UnresolvedReference
-from mapsync.state.base import Conflict, DeadLetter, HistoryEntry, Link, PendingCreate, RetiredLink
+from mapsync.state.base import Conflict, DeadLetter, HistoryEntry, Link, PendingCreate, RetiredLink, Token
+from mapsync.sync._execute_update import Updates
 from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.context import DataflowContext, UsesContext
 from mapsync.sync.create_ids import CreateIds, pending_record_id
@@ -90,6 +91,7 @@ class Executor(UsesContext):
         self._retired_exist: bool | None = None
         self.create_ids = CreateIds(ctx.spec, ctx.store)  # keys of creates; ids refused as taken
         self._fresh_ids: list[Action] = []  # creates whose id another record holds: tried with a new one
+        self.updates = Updates(ctx)  # with the tokens the links remember, reading only when needed
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -239,9 +241,9 @@ class Executor(UsesContext):
                 self._delete(action)
             else:
                 if action.target_changes:
-                    outcome.target_result = self._update_target(action)
+                    outcome.target_result = self.updates.update_target(action)
                 if prepared.source_body:
-                    outcome.source_result = self._update_source(action, prepared.source_body)
+                    outcome.source_result = self.updates.update_source(action, prepared.source_body)
         except MapsyncError as exc:
             outcome.error = exc
         return outcome
@@ -256,23 +258,6 @@ class Executor(UsesContext):
             # retry finds the same record through its idempotency key) rather than store a broken link.
             raise ConnectorError(f"the answer to creating a {entity} holds no {key!r}", connection=connector.name,
                                  method="POST")
-        return record
-
-    def _update_target(self, action: Action) -> dict[str, Any]:
-        entity, target_id = self.spec.target.entity, action.target_id or ""
-        current = action.target_record or self._read(self.target, entity, target_id)
-        patch = self.mapper.target_patch({p: new for p, (_, new) in action.target_changes.items()}, current)
-        return self.target.update(entity, target_id, patch, current=current)
-
-    def _update_source(self, action: Action, body: dict[str, Any]) -> dict[str, Any]:
-        entity, source_id = self.spec.source.entity, action.source_id or ""
-        # The connector reads the record only if its write needs it (a whole-record PUT, a version to match).
-        return self.source.update(entity, source_id, body, current=action.source_record or {})
-
-    def _read(self, connector: Connector, entity: str, record_id: str) -> dict[str, Any]:
-        record = connector.read(entity, record_id)
-        if record is None:
-            raise NotFoundError(f"{entity} {record_id} no longer exists", connection=connector.name)
         return record
 
     def _delete(self, action: Action) -> None:
@@ -333,7 +318,8 @@ class Executor(UsesContext):
                         target_values=self._project_target(result, action.source_values),
                         source_version=action.source_modified, target_version=modified_of(self.spec.target_schema,
                                                                                            result),
-                        updated_at=now())
+                        updated_at=now(), source_token=self.updates.token("source", action.source_record),
+                        target_token=self.updates.token("target", result))
             pending_id = action.source_id or ""
         else:
             result = outcome.source_result or {}
@@ -341,7 +327,9 @@ class Executor(UsesContext):
             link = Link(self.spec.name, source_id, action.target_id or "",
                         source_values=self._project_source(result, action.target_values),
                         target_values=action.target_values, source_version=modified_of(self.spec.source_schema, result),
-                        target_version=modified_of(self.spec.target_schema, action.target_record), updated_at=now())
+                        target_version=modified_of(self.spec.target_schema, action.target_record), updated_at=now(),
+                        source_token=self.updates.token("source", result),
+                        target_token=self.updates.token("target", action.target_record))
             pending_id = action.target_id or ""
         outcome.created = link
         self._links_made.append(link)
@@ -372,7 +360,9 @@ class Executor(UsesContext):
                     or action.source_modified or old.source_version,
                     target_version=modified_of(self.spec.target_schema, outcome.target_result)
                     or modified_of(self.spec.target_schema, action.target_record) or old.target_version,
-                    state="conflict" if manual else "ok", updated_at=now())
+                    state="conflict" if manual else "ok", updated_at=now(),
+                    source_token=self._token("source", outcome.source_result, action.source_record, old.source_token),
+                    target_token=self._token("target", outcome.target_result, action.target_record, old.target_token))
         self._links_made.append(link)
         if action.kind in {ActionKind.LINK, ActionKind.RELINK}:
             self._new_pairs.append(link)
@@ -396,6 +386,12 @@ class Executor(UsesContext):
         outcome.new_conflicts = len(action.conflicts) - already_waiting
         if action.queued and not action.note:  # a note stays: see _write_note
             self.store.remove_dead_letter(self.spec.name, "target", link.source_id)
+
+    def _token(self, side: str, written: dict[str, Any] | None, listed: dict[str, Any] | None, old: Token) -> Token:
+        """The side's concurrency token from now on: as written, else as listed, else as remembered."""
+        if written:
+            return self.updates.token(side, written)
+        return self.updates.token(side, listed) if listed else old
 
     def _drop_retired_of_new_pairs(self) -> None:
         # A retired entry must never relink onto a record now linked to another one.

@@ -242,8 +242,7 @@ class SyncRun:
             if progress is not None:
                 progress(spec.name, outcome.action)
 
-        workers = max(int(self.workspace.connections[side.connection].get("concurrency", 8))
-                      for side in (spec.source, spec.target))
+        workers = max(self._concurrency_of(side.connection) for side in (spec.source, spec.target))
         executor = Executor(planner.ctx, workers=workers, on_outcome=on_outcome, fence=lock.check,
                             deadline=self.deadline, run_id=report.run_id)
         actions = planner.actions()
@@ -262,6 +261,15 @@ class SyncRun:
                 planner.settle()  # retired links and the delete guard's baseline
                 if not planner.scan.guard_tripped:
                     self._save_cursors(spec, planner)
+
+    def _concurrency_of(self, connection: str) -> int:
+        """Writes in flight: the connection block's `concurrency`, else its connector's (a definition's
+        `defaults.concurrency`), else 8."""
+        settings = self.workspace.connections[connection]
+        if "concurrency" in settings:
+            return int(settings["concurrency"])
+        own = getattr(self.connectors.get(connection), "concurrency", None)
+        return own if isinstance(own, int) and own > 0 else 8
 
     def _save_cursors(self, spec: DataflowSpec, planner: DataflowPlanner) -> None:
         with self.store.transaction():

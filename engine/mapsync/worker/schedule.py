@@ -3,22 +3,28 @@ dataflow that keeps failing.
 
 Due times are on the monotonic clock (a wall-clock jump neither skips nor repeats runs); the full scan's
 cron expression is read in wall-clock local time, as cron does. Not thread-safe: the Worker guards it.
+
+Several workers share one schedule through the state store (a `ScheduleEntry` per dataflow: its last run,
+its failures in a row, its last full scan). The local timers say when to look; `shared_due` says, from the
+entry, whether the dataflow is really due, and `adopt` takes the entry's backoff and full scan over, so a
+run another worker made is not repeated and a restarted worker keeps the backoff.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from croniter import croniter
 
 from mapsync.spec.run_settings import SettingError, check_cron, parse_duration, parse_listen
+from mapsync.state.base import ScheduleEntry
 
 MAX_BACKOFF = 3600.0  # a failing dataflow is retried at least hourly (or at its own interval, if longer)
 
 __all__ = ["MAX_BACKOFF", "Schedule", "SettingError", "backoff_delay", "intervals", "next_full_scan", "parse_duration",
-           "parse_listen"]
+           "parse_listen", "parse_stamp", "shared_due"]
 
 
 def backoff_delay(every: float, failures: int, cap: float = MAX_BACKOFF) -> float:
@@ -32,6 +38,30 @@ def backoff_delay(every: float, failures: int, cap: float = MAX_BACKOFF) -> floa
 def next_full_scan(expression: str, after: datetime) -> datetime:
     """The first time the cron expression names after `after` (an aware datetime, local time)."""
     return croniter(check_cron(expression), after).get_next(datetime)
+
+
+def parse_stamp(text: str) -> datetime | None:
+    """A store timestamp (UTC ISO 8601) as an aware datetime; None when empty or unreadable."""
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def shared_due(entry: ScheduleEntry | None, every: float) -> datetime | None:
+    """When the dataflow is due by its shared entry (None: no run recorded, so due now). After a run that
+    went through (or that an `apply` holding the lock made unnecessary): the interval after it ended; after
+    a failure: the backoff; after a stopped run: at once (it was cut short); after a run that never ended
+    (its worker died): the interval after it began."""
+    if entry is None:
+        return None
+    started, finished = parse_stamp(entry.started_at), parse_stamp(entry.finished_at)
+    if finished is None:
+        return None if started is None else started + timedelta(seconds=every)
+    if entry.status == "stopped":
+        return finished
+    delay = backoff_delay(every, entry.failures) if entry.status == "failed" else every
+    return finished + timedelta(seconds=delay)
 
 
 @dataclass
@@ -107,6 +137,23 @@ class Schedule:
         timer = self._timers[name]
         timer.failures += 1
         return self._due_in(timer, now, backoff_delay(timer.every, timer.failures))
+
+    def adopt(self, name: str, entry: ScheduleEntry | None) -> None:
+        """Take the shared entry's failures in a row and last full scan over (another worker's, or this
+        one's before a restart): the backoff and the next full scan follow the dataflow, not the worker."""
+        if entry is None:
+            return
+        timer = self._timers[name]
+        timer.failures = entry.failures
+        last_full = parse_stamp(entry.full_scan_at)
+        if self._full_scan is not None and last_full is not None:
+            # the cron expression is read in this worker's local time, as for its own full scans
+            timer.full_due_at = next_full_scan(self._full_scan, last_full.astimezone(self._wall().tzinfo))
+
+    def not_due(self, name: str, now: float, wait: float) -> float:
+        """The shared schedule says the dataflow is due in `wait` seconds (another worker ran it, or it is
+        backing off): look again then."""
+        return self._due_in(self._timers[name], now, max(0.0, wait))
 
     def _due_in(self, timer: _Timer, now: float, delay: float) -> float:
         timer.triggered = False

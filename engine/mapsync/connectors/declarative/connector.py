@@ -35,6 +35,7 @@ class DeclarativeConnector(HttpBackedConnector):
         http_settings = HttpSettings.from_settings(merged)
         self.page_size = http_settings.page_size
         self.max_pages = http_settings.max_pages
+        self.concurrency = http_settings.concurrency  # writes in flight: the runner's worker count honours it
         fill = self._filler(merged)
         headers = {header: fill(value, f"connection.headers.{header}") for header, value in definition.headers.items()}
         secrets = [str(merged[key]) for key in definition.secret_settings if merged.get(key)]
@@ -78,8 +79,15 @@ class DeclarativeConnector(HttpBackedConnector):
     def create(self, entity: str, record: Record, *, idempotency_key: str) -> Record:
         return self._writer.create(self._of(entity), record, idempotency_key)
 
-    def update(self, entity: str, record_id: str, changes: Record, *, current: Record) -> Record:
-        return self._writer.update(self._of(entity), record_id, changes, current)
+    def update(self, entity: str, record_id: str, changes: Record, *, current: Record,
+               version: str | int | None = None) -> Record:
+        """`version`: the record's concurrency token remembered from an earlier listing or write, sent when
+        `current` is {} instead of reading the record first (see Writer.update)."""
+        return self._writer.update(self._of(entity), record_id, changes, current, version)
+
+    def version_of(self, entity: str, record: Record | None) -> str | int | None:
+        """The record's concurrency token as the definition's `concurrency.version` names it (None: none)."""
+        return self._writer.version_of(self._of(entity), record)
 
     def delete(self, entity: str, record_id: str) -> None:
         self._writer.delete(self._of(entity), record_id)

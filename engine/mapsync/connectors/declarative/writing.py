@@ -4,6 +4,9 @@ changes, or the whole record), delete, and optimistic concurrency with its 412.
 A write whose answer was lost is retried by the HTTP layer; its retry then meets 409 (a client-chosen id
 exists) or 412 (the version moved). Either way the record is read back, and when it holds every value sent
 the write counts as done: the record itself tells our own earlier write from someone else's.
+
+An update sent with a version the caller remembers (no record in hand) reads nothing first; its 412 is the
+caller's to sort out (it knows what the record held when last in sync), so it is raised as it comes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from mapsync.connectors.declarative.definition import EntityDefinition
 from mapsync.connectors.declarative.reading import Reader
 from mapsync.connectors.declarative.requests import search
 from mapsync.errors import ConflictError, ConnectorError, NotFoundError, PreconditionFailedError
+
+Token = str | int | None  # a record's concurrency token (an ETag, a version number)
 
 
 class Writer:
@@ -66,13 +71,17 @@ class Writer:
 
     # -- update ---------------------------------------------------------------------------------
 
-    def update(self, entity: EntityDefinition, record_id: str, changes: Record, current: Record) -> Record:
+    def update(self, entity: EntityDefinition, record_id: str, changes: Record, current: Record,
+               version: Token = None) -> Record:
+        """Write `changes` onto the record. `current` is the record as last listed or read ({}: not seen);
+        `version` its concurrency token remembered from an earlier listing or write, used when `current` is {}."""
         spec = entity.update
         if spec is None:
             raise ConnectorError(f"{self.title} cannot update a {entity.info.name}: its definition has no update",
                                  connection=self.name, method="PUT")
         info = entity.info
-        if not current and (spec.whole or entity.concurrency is not None):
+        remembered = not current and version is not None and entity.concurrency is not None and not spec.whole
+        if not current and (spec.whole or (entity.concurrency is not None and not remembered)):
             # Read only when the write needs it: a whole-record write needs the record, a precondition its version.
             current = self._read_current(entity, record_id)
         if spec.whole:
@@ -84,11 +93,13 @@ class Writer:
             body = {key: value for key, value in changes.items() if key not in info.server_fields and key != info.key}
         if spec.id_in_body:
             body[info.key] = record_id
-        headers = self._precondition(entity, current, body)
+        headers = self._precondition(entity, version if remembered else self.version_of(entity, current), body)
         path = self.reader.item_path(spec.method, spec.path, entity, record_id)
         try:
             response = self.http.request(spec.method, path, json=body, headers=headers)
         except PreconditionFailedError:
+            if remembered:
+                raise  # the caller reads the record and judges it against what it last synced
             # Either someone changed the record since we read it, or this was the retry of our own write
             # whose answer was lost after the server stored it. The record itself tells which.
             written = self._written_already(entity, record_id, body, current)
@@ -97,9 +108,16 @@ class Writer:
             return written
         return self._stored(entity, record_id, response, spec.record)
 
-    def _precondition(self, entity: EntityDefinition, current: Record, body: dict[str, Any]) -> dict[str, str]:
+    @staticmethod
+    def version_of(entity: EntityDefinition, record: Record | None) -> Token:
+        """The record's concurrency token as `concurrency.version` names it (None: no concurrency, or none)."""
         spec = entity.concurrency
-        version = search(spec.version, current) if spec is not None and current else None
+        version = search(spec.version, record) if spec is not None and record else None
+        return version if isinstance(version, str | int) and not isinstance(version, bool) else None
+
+    @staticmethod
+    def _precondition(entity: EntityDefinition, version: Token, body: dict[str, Any]) -> dict[str, str]:
+        spec = entity.concurrency
         if spec is None or version is None:
             return {}
         if spec.body_field:
