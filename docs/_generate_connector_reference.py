@@ -13,11 +13,12 @@ not work. tests/docs/test_connector_reference.py checks that the committed page 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from mapsync.spec.schema_markdown import allowed_of, cell, code, load_schema, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schemas" / "connector.schema.json"
@@ -83,17 +84,10 @@ DELETE. It is the definition `tests/thirdparty/test_ledgerly.py` syncs both ways
 """
 
 
-def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return schema
 
 
-def _code(value: Any) -> str:
-    return f"`{value}`" if isinstance(value, str) else f"`{json.dumps(value, ensure_ascii=False)}`"
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def anchor(heading: str) -> str:
@@ -129,7 +123,7 @@ class Page:
         self.sections.append("")  # filled below, so that nested sections follow their parent
         rows = [self._row(path, name, prop, name in node.get("required", []), level)
                 for name, prop in node.get("properties", {}).items()]
-        text = [f"{'#' * level} {title}\n", _cell(node.get("description", "")) + "\n" if node.get("description") else ""]
+        text = [f"{'#' * level} {title}\n", cell(node.get("description", "")) + "\n" if node.get("description") else ""]
         text.append("| key | type | required | allowed values | default | description |\n|---|---|---|---|---|---|\n"
                     + "".join(rows))
         text.append(self._kinds(title, path, node, level))
@@ -139,9 +133,9 @@ class Page:
     def _row(self, path: str, name: str, prop: dict[str, Any], required: bool, level: int) -> str:
         node, _ = self.resolve(prop)
         kind = self.type_of(f"{path}.{name}" if path else name, node, level)
-        default = _code(node["default"]) if "default" in node else ""
+        default = code(node["default"]) if "default" in node else ""
         cells = [f"`{name}`", kind, "yes" if required else "", allowed_of(node), default, node.get("description", "")]
-        return "| " + " | ".join(_cell(c) for c in cells) + " |\n"
+        return "| " + " | ".join(cell(c) for c in cells) + " |\n"
 
     def type_of(self, path: str, node: dict[str, Any], level: int) -> str:
         """A short human type; an object with keys of its own gets a section, linked from here."""
@@ -188,32 +182,6 @@ def simple_type(prop: dict[str, Any]) -> str:
     return str(kind or "any")
 
 
-def allowed_of(prop: dict[str, Any]) -> str:
-    """Allowed values and limits, from enum, const, pattern, minimum/maximum and lengths."""
-    parts: list[str] = []
-    if "enum" in prop:
-        parts.append(", ".join(_code(v) for v in prop["enum"]))
-    if "const" in prop:
-        parts.append(_code(prop["const"]))
-    if "pattern" in prop:
-        parts.append(f"matches `{prop['pattern']}`")
-    low = prop.get("minimum", prop.get("exclusiveMinimum"))
-    high = prop.get("maximum")
-    above = ">" if "exclusiveMinimum" in prop and "minimum" not in prop else ">="
-    if low is not None and high is not None:
-        parts.append(f"{low} to {high}")
-    elif low is not None:
-        parts.append(f"{above} {low}")
-    elif high is not None:
-        parts.append(f"<= {high}")
-    if prop.get("minLength"):
-        parts.append("not empty")
-    if prop.get("uniqueItems"):
-        parts.append("no duplicates")
-    if prop.get("minProperties"):
-        count = prop["minProperties"]
-        parts.append(f"at least {count} entr{'ies' if count != 1 else 'y'}")
-    return "; ".join(parts)
 
 
 def example() -> str:
@@ -223,7 +191,7 @@ def example() -> str:
 
 
 def render(schema: dict[str, Any] | None = None) -> str:
-    page = Page(load_schema() if schema is None else schema)
+    page = Page(load_schema(SCHEMA_PATH) if schema is None else schema)
     top = {"properties": page.schema.get("properties", {}), "required": page.schema.get("required", []),
            "description": page.schema.get("description", "")}
     page.section("Top-level keys", "", top, 2)
@@ -231,17 +199,10 @@ def render(schema: dict[str, Any] | None = None) -> str:
     return "\n".join(part.rstrip("\n") + "\n" for part in out if part)
 
 
+
+
 def main(argv: list[str]) -> int:
-    page = render()
-    if "--check" in argv:
-        current = PAGE_PATH.read_text(encoding="utf-8") if PAGE_PATH.is_file() else ""
-        if current != page:
-            print(f"{PAGE_PATH.name} is out of date: run docs/_generate_connector_reference.py")
-            return 1
-        return 0
-    PAGE_PATH.write_text(page, encoding="utf-8")
-    print(f"wrote {PAGE_PATH.relative_to(ROOT)}")
-    return 0
+    return write_or_check(render(), PAGE_PATH, ROOT, "docs/_generate_connector_reference.py", argv)
 
 
 if __name__ == "__main__":

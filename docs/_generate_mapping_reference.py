@@ -12,12 +12,12 @@ equals what this script renders.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from mapsync.mapping.functions import functions_reference
+from mapsync.spec.schema_markdown import allowed_of, cell, code, load_schema, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schemas" / "mapping.schema.json"
@@ -446,17 +446,10 @@ mappings/prosjekt-project.yaml:19: properties[8]: a computed source expression n
 """
 
 
-def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return schema
 
 
-def _code(value: Any) -> str:
-    return f"`{json.dumps(value, ensure_ascii=False)}`" if not isinstance(value, str) else f"`{value}`"
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def type_of(prop: dict[str, Any]) -> str:
@@ -477,35 +470,13 @@ def type_of(prop: dict[str, Any]) -> str:
     return str(kind or "any")
 
 
-def allowed_of(prop: dict[str, Any]) -> str:
-    """Allowed values and limits, from enum, const, pattern, minimum/maximum and lengths."""
-    parts: list[str] = []
-    if "enum" in prop:
-        parts.append(", ".join(dict.fromkeys(_code(v) for v in prop["enum"])))  # "null" and null read alike
-    if "const" in prop:
-        parts.append(_code(prop["const"]))
-    if "pattern" in prop:
-        parts.append(f"matches `{prop['pattern']}`")
-    if "minimum" in prop and "maximum" in prop:
-        parts.append(f"{prop['minimum']} to {prop['maximum']}")
-    elif "minimum" in prop:
-        parts.append(f">= {prop['minimum']}")
-    elif "maximum" in prop:
-        parts.append(f"<= {prop['maximum']}")
-    if prop.get("minLength"):
-        parts.append("not empty")
-    if prop.get("minItems"):
-        parts.append(f"at least {prop['minItems']} item{'s' if prop['minItems'] != 1 else ''}")
-    if prop.get("minProperties"):
-        parts.append(f"at least {prop['minProperties']} entr{'ies' if prop['minProperties'] != 1 else 'y'}")
-    return "; ".join(parts)
 
 
 def _rows(props: dict[str, Any], required: list[str], prefix: str = "", section: str = "") -> list[list[str]]:
     rows: list[list[str]] = []
     for name, prop in props.items():
         key = f"{prefix}{name}"
-        default = _code(prop["default"]) if "default" in prop else ""
+        default = code(prop["default"]) if "default" in prop else ""
         rows.append([f"`{key}`", type_of(prop), "yes" if name in required else "", allowed_of(prop), default,
                      prop.get("description", FALLBACK.get((section, key), ""))])
         if prop.get("type") == "object" and "properties" in prop:
@@ -515,7 +486,7 @@ def _rows(props: dict[str, Any], required: list[str], prefix: str = "", section:
 
 def table(props: dict[str, Any], required: list[str], section: str = "") -> str:
     head = "| key | type | required | allowed values | default | description |\n|---|---|---|---|---|---|\n"
-    return head + "".join("| " + " | ".join(_cell(c) for c in row) + " |\n" for row in _rows(props, required, section=section))
+    return head + "".join("| " + " | ".join(cell(c) for c in row) + " |\n" for row in _rows(props, required, section=section))
 
 
 def _conditions(definition: dict[str, Any]) -> str:
@@ -523,14 +494,14 @@ def _conditions(definition: dict[str, Any]) -> str:
     condition, then = definition.get("if"), definition.get("then")
     if not condition or not then:
         return ""
-    whens = [f"`{key}` is {_code(rule['const'])}" for key, rule in condition.get("properties", {}).items()
+    whens = [f"`{key}` is {code(rule['const'])}" for key, rule in condition.get("properties", {}).items()
              if "const" in rule]
     needs = ", ".join(f"`{key}`" for key in then.get("required", []))
     return f"When {' and '.join(whens)}, {needs} is required.\n" if whens and needs else ""
 
 
 def render(schema: dict[str, Any] | None = None) -> str:
-    schema = load_schema() if schema is None else schema
+    schema = load_schema(SCHEMA_PATH) if schema is None else schema
     out = [HEADER, "## Top-level keys\n", f"{schema.get('description', '')}\n",
            table(schema["properties"], schema.get("required", []))]
     defs = schema.get("$defs", {})
@@ -544,17 +515,10 @@ def render(schema: dict[str, Any] | None = None) -> str:
     return "\n".join(part.rstrip("\n") + "\n" for part in out if part)
 
 
+
+
 def main(argv: list[str]) -> int:
-    page = render()
-    if "--check" in argv:
-        current = PAGE_PATH.read_text(encoding="utf-8") if PAGE_PATH.is_file() else ""
-        if current != page:
-            print(f"{PAGE_PATH.relative_to(ROOT)} is out of date: run docs/_generate_mapping_reference.py")
-            return 1
-        return 0
-    PAGE_PATH.write_text(page, encoding="utf-8")
-    print(f"wrote {PAGE_PATH.relative_to(ROOT)}")
-    return 0
+    return write_or_check(render(), PAGE_PATH, ROOT, "docs/_generate_mapping_reference.py", argv)
 
 
 if __name__ == "__main__":
