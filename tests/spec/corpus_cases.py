@@ -11,6 +11,7 @@ mapsync.yaml and mappings/), so a case cannot drift from the mappings it breaks:
           - {old: "conflicts: source-wins", new: "conflicts: source_wins"}
       mappings/extra.yaml: {add: "whole text\n"}
       mappings/again.yaml: {copy: mappings/kunde-customer.yaml}   # a file of the workspace, as it is
+      connectors/customer.json: {from_repo: schemas/custompms/customer.json}   # a file of the repository
       mappings/prosjekt-project.yaml: {remove: true}
     expected:                    # every message load_workspace reports, exactly and in order
       - "mappings/kunde-customer.yaml:8: conflicts: 'source_wins' is not one of [...]"
@@ -37,7 +38,7 @@ BASES = CORPUS / "bases"
 CASE_NAMES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
 
 _CASE_KEYS = {"description", "base", "files", "expected"}
-_FILE_KEYS = {"replace", "add", "copy", "remove", "encoding"}
+_FILE_KEYS = {"replace", "add", "copy", "from_repo", "remove", "encoding"}
 
 
 class CorpusError(Exception):
@@ -97,6 +98,8 @@ def _apply(files: dict[str, dict[str, Any]], folder: Path, name: str) -> None:
             text = expand(edit["add"])
         elif "copy" in edit:
             text = _read_text(folder / edit["copy"], f"corpus case {name!r}: {relative}: copy")
+        elif "from_repo" in edit:
+            text = _read_text(REPO / edit["from_repo"], f"corpus case {name!r}: {relative}: from_repo")
         elif path.is_file():
             text = path.read_text(encoding="utf-8")
         else:

@@ -131,7 +131,9 @@ def _definition_of(doc: Document, name: str, settings: dict[str, Any], root: Pat
         return None, None
     path = root / relative
     if not path.is_file():
-        errors.append(doc.error(("connections", name, "definition"), f"no connector definition file {relative!r}"))
+        problem = (f"{relative!r} is a folder, not a connector definition file" if path.is_dir()
+                   else f"no connector definition file {relative!r}")
+        errors.append(doc.error(("connections", name, "definition"), problem))
         return None, None
     definition, problems = load_definition_file(path, display_name(path))
     errors.extend(problems)

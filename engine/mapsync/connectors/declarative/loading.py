@@ -1,35 +1,29 @@
 """Reading and checking connector definitions: the shipped ones (schemas/<system>/connector.yaml) and a
 workspace's own (`type: definition`), with the same bounded YAML reader, the JSON Schema, and every problem
-at its file and line."""
+at its file and line (the checks the schema cannot make are in `checks`)."""
 
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jmespath
-
-from mapsync.connectors._http_settings import HTTP_SETTINGS_PROPERTIES
+from mapsync.connectors.declarative.checks import (
+    COMMON_SETTINGS,
+    definition_problems,
+    entity_schema_problem,
+    schema_beside,
+)
 from mapsync.connectors.declarative.definition import Definition, definition_from
-from mapsync.connectors.declarative.requests import ANY_BRACES, SETTING
 from mapsync.errors import SpecError, SpecErrors
 from mapsync.spec._schema_errors import schema_errors
-from mapsync.spec._yaml import Document, KeyPath, load_document
+from mapsync.spec._yaml import Document, load_document
 from mapsync.spec.entities import entity_schema_file, format_schema
 
 DEFINITION_FILE = "connector.yaml"
-MAX_SCHEMA_BYTES = 2_000_000
-# Settings every connection accepts besides the definition's own (the transport's, and the overlap).
-COMMON_SETTINGS: dict[str, Any] = {
-    **HTTP_SETTINGS_PROPERTIES,
-    "overlap": {"type": "number", "minimum": 0,
-                "description": "Seconds an incremental read reaches back before its cursor (over the definition's)."},
-}
 
 SchemaReader = Callable[[str], tuple[dict[str, Any] | None, str | None]]  # file -> (schema, or why not)
 
@@ -39,7 +33,9 @@ def load_definition_file(path: Path, display: str) -> tuple[Definition | None, l
     doc, errors = load_document(path, display)
     if doc is None:
         return None, errors
-    return check_definition(doc, lambda name: _schema_beside(path.parent, name))
+    definition, problems = check_definition(doc, lambda name: schema_beside(path.parent, name))
+    errors += problems  # a duplicate key is reported beside the rest, and the definition refused
+    return (definition if not errors else None), errors
 
 
 @cache
@@ -49,10 +45,20 @@ def shipped_definition(system: str) -> Definition:
     doc, errors = load_document(path, f"mapsync/schemas/{system}/{DEFINITION_FILE}")
     definition = None
     if doc is not None:
-        definition, errors = check_definition(doc, lambda name: (copy.deepcopy(entity_schema_file(system, name)), None))
-    if definition is None:
-        raise SpecErrors(errors)
+        definition, problems = check_definition(doc, lambda name: _shipped_schema(system, name))
+        errors += problems
+    if definition is None or errors:
+        # the user cannot fix mapsync's own file: say whose it is, at its line all the same
+        note = f" (mapsync's own {system} definition is broken: reinstall mapsync, or report it if that does not help)"
+        raise SpecErrors(SpecError(e.message + note, e.location) for e in errors)
     return definition
+
+
+def _shipped_schema(system: str, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return copy.deepcopy(entity_schema_file(system, name)), None
+    except (OSError, ValueError) as exc:  # a release missing a file: said at the definition's line, not raised
+        return None, f"cannot read the shipped entity schema {name!r}: {str(exc).splitlines()[0]}"
 
 
 def shipped_systems() -> list[str]:
@@ -62,24 +68,36 @@ def shipped_systems() -> list[str]:
 
 
 def check_definition(doc: Document, read_schema: SchemaReader) -> tuple[Definition | None, list[SpecError]]:
+    """The definition in `doc`, or every problem in it: the schema's and the rest, each at its line."""
     if not isinstance(doc.data, dict):
-        return None, [doc.error((), "a connector definition must be a mapping of keys (name, connection, entities)")]
-    errors = schema_errors(doc, format_schema("connector.schema.json"))
-    if errors:
-        return None, errors  # the checks below read a document the schema accepts
+        empty = "the file is empty: " if doc.data is None else ""
+        return None, [doc.error((), f"{empty}a connector definition must be a mapping of keys (name, connection, "
+                                    "entities)")]
     data: dict[str, Any] = doc.data
+    errors = schema_errors(doc, format_schema("connector.schema.json"))
+    schemas = _entity_schemas(doc, read_schema, errors)
+    errors.extend(doc.error(path, message) for path, message in definition_problems(data))
+    if errors:
+        return None, errors
+    return definition_from(data, doc.file, schemas), []
+
+
+def _entity_schemas(doc: Document, read_schema: SchemaReader, errors: list[SpecError]
+                    ) -> dict[str, dict[str, Any]]:
+    """Each entity's JSON Schema read and checked; a problem is added to `errors` at the entity's `schema`."""
     schemas: dict[str, dict[str, Any]] = {}
-    for name, raw in data["entities"].items():
-        schema, problem = read_schema(raw["schema"])
-        problem = problem or _entity_schema_problem(schema)
+    entities = doc.data.get("entities")
+    for name, raw in (entities.items() if isinstance(entities, dict) else ()):
+        file = raw.get("schema") if isinstance(raw, dict) else None
+        if not isinstance(file, str) or not file:
+            continue  # the JSON Schema reports it
+        schema, problem = read_schema(file)
+        problem = problem or entity_schema_problem(schema)
         if problem or schema is None:
             errors.append(doc.error(("entities", name, "schema"), problem or "unreadable"))
         else:
             schemas[name] = schema
-    errors.extend(doc.error(path, message) for path, message in _problems(data))
-    if errors:
-        return None, errors
-    return definition_from(data, doc.file, schemas), []
+    return schemas
 
 
 def settings_schema_of(definition: Definition, type_name: str, extra: Mapping[str, Any] | None = None
@@ -103,115 +121,3 @@ def settings_schema_of(definition: Definition, type_name: str, extra: Mapping[st
         "required": ["type", *(extra or {}), *definition.required],
         "additionalProperties": False,
     }
-
-
-# -- what the schema cannot say ---------------------------------------------------------------------
-
-def _entity_schema_problem(schema: dict[str, Any] | None) -> str | None:
-    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
-        return "the entity schema must be a JSON Schema object with `properties`"
-    for key in ("x-key", "x-modified"):
-        if not isinstance(schema.get(key), str) or schema[key] not in schema["properties"]:
-            what = "the id" if key == "x-key" else "the last-modified timestamp"
-            return f"the entity schema needs `{key}`: the property holding {what}"
-    return None
-
-
-def _schema_beside(folder: Path, name: str) -> tuple[dict[str, Any] | None, str | None]:
-    path = folder / name
-    try:
-        if not path.is_file():
-            return None, f"no entity schema file {name!r} beside the definition"
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_SCHEMA_BYTES + 1)
-    except OSError as exc:
-        return None, f"cannot read {name!r}: {exc.strerror or exc}"
-    if len(raw) > MAX_SCHEMA_BYTES:
-        return None, f"{name!r} is larger than {MAX_SCHEMA_BYTES // 1_000_000} MB"
-    try:
-        schema = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        return None, f"{name!r} is not JSON: {exc}"
-    return (schema, None) if isinstance(schema, dict) else (None, f"{name!r} is not a JSON object")
-
-
-_PAGING_NEEDS = {
-    "offset": ("size_param", "offset_param"),
-    "page_number": ("size_param", "page_param"),
-    "cursor": ("cursor_param", "next"),
-    "keyset": ("size_param", "offset_param"),
-}
-_EXPRESSIONS = (("list", "records"), ("list", "paging", "next"), ("list", "deleted"), ("read", "record"),
-                ("create", "record"), ("update", "record"), ("concurrency", "version"))
-_ID_TEMPLATES = (("read", "path"), ("update", "path"), ("delete", "path"))
-
-
-def _problems(data: dict[str, Any]) -> Iterator[tuple[KeyPath, str]]:
-    settings = set((data.get("settings") or {}).get("properties") or {}) | set(COMMON_SETTINGS)
-    yield from _unknown_settings(data.get("connection") or {}, ("connection",), settings)
-    yield from _expression_problems(data.get("errors") or {}, ("errors",))
-    for name, entity in data["entities"].items():
-        base: KeyPath = ("entities", name)
-        yield from _unknown_settings(entity["list"].get("params") or {}, (*base, "list", "params"), settings)
-        yield from _paging_problems(entity["list"], (*base, "list"))
-        yield from _expression_problems(entity, base)
-        yield from _template_problems(entity, base)
-        update = entity.get("update")
-        if update and "{id" not in update["path"] and not update.get("id_in_body"):
-            yield (*base, "update", "path"), "the update must name its record: put {id} in the path or set id_in_body"
-    default = (data.get("defaults") or {}).get("page_size")
-    sizes = [e["list"].get("paging", {}).get("max_size") for e in data["entities"].values()]
-    smallest = min((s for s in sizes if s), default=None)
-    if default and smallest and default > smallest:
-        yield ("defaults", "page_size"), f"page_size {default} is larger than a listing's max_size {smallest}"
-
-
-def _paging_problems(listing: dict[str, Any], base: KeyPath) -> Iterator[tuple[KeyPath, str]]:
-    paging = listing.get("paging") or {}
-    kind = paging.get("kind", "none")
-    for key in _PAGING_NEEDS.get(kind, ()):
-        if not paging.get(key):
-            yield (*base, "paging"), f"{kind} paging needs `{key}`"
-    incremental = listing.get("incremental") or {}
-    if kind == "keyset" and incremental.get("comparison") != "strict":
-        yield (*base, "paging", "kind"), ("keyset paging re-anchors through the incremental filter: it needs an "
-                                          "`incremental` filter with `comparison: strict`")
-
-
-def _expression_problems(raw: dict[str, Any], base: KeyPath) -> Iterator[tuple[KeyPath, str]]:
-    for path in (*_EXPRESSIONS, ("message",), ("fields",)):
-        value: Any = raw
-        for step in path:
-            value = value.get(step) if isinstance(value, dict) else None
-        if isinstance(value, str):
-            try:
-                jmespath.compile(value)
-            except jmespath.exceptions.JMESPathError as exc:
-                yield (*base, *path), f"not a JMESPath expression: {str(exc).splitlines()[0]}"
-
-
-def _template_problems(entity: dict[str, Any], base: KeyPath) -> Iterator[tuple[KeyPath, str]]:
-    for section, key in _ID_TEMPLATES:
-        template = (entity.get(section) or {}).get(key)
-        for name in ANY_BRACES.findall(template or ""):
-            if name not in ("id", "id:odata"):
-                yield (*base, section, key), f"unknown placeholder {{{name}}} (use {{id}} or {{id:odata}})"
-    for name, value in ((entity.get("read") or {}).get("params") or {}).items():
-        for placeholder in ANY_BRACES.findall(str(value)):
-            if placeholder not in ("id", "id:odata"):
-                yield (*base, "read", "params", name), f"unknown placeholder {{{placeholder}}}"
-    create = entity.get("create") or {}
-    if "{id" in create.get("path", "") and create.get("ids") != "client":
-        yield (*base, "create", "path"), "{id} in a create path needs `ids: client` (the server picks its ids)"
-
-
-def _unknown_settings(raw: Any, base: KeyPath, settings: set[str]) -> Iterator[tuple[KeyPath, str]]:
-    """`${name}` placeholders that name no setting of the connection."""
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            yield from _unknown_settings(value, (*base, key), settings)
-    elif isinstance(raw, str):
-        for name in SETTING.findall(raw):
-            if name not in settings:
-                known = ", ".join(sorted(settings - set(COMMON_SETTINGS))) or "none declared"
-                yield base, f"${{{name}}} names no setting (settings: {known})"
