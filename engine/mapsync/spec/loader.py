@@ -89,6 +89,7 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
 
     connections: dict[str, dict[str, Any]] = {}
     broken: set[str] = set()
+    defined: dict[str, tuple[str, Path]] = {}  # system name -> the connection and file that define it
     raw = data.get("connections")
     if not isinstance(raw, dict):
         return connections, broken
@@ -102,7 +103,7 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
                                     f"unknown connector type {kind!r} (known: {', '.join(known_types())})"))
             broken.add(name)
             continue
-        resolved, schema = (_definition_of(doc, name, settings, root, errors) if kind == "definition"
+        resolved, schema = (_definition_of(doc, name, settings, root, errors, defined=defined) if kind == "definition"
                             else (settings, settings_schema(kind)))
         if resolved is None or schema is None:
             broken.add(name)
@@ -115,8 +116,8 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
     return connections, broken
 
 
-def _definition_of(doc: Document, name: str, settings: dict[str, Any], root: Path, errors: list[SpecError]
-                   ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _definition_of(doc: Document, name: str, settings: dict[str, Any], root: Path, errors: list[SpecError], *,
+                   defined: dict[str, tuple[str, Path]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """`type: definition`: read and check the workspace's definition file (its problems at its own lines).
     Answers the block as the connector reads it (the file's path made absolute, `system` the name the
     definition gives its system) and the JSON Schema the user's block must meet; None when unusable."""
@@ -138,6 +139,13 @@ def _definition_of(doc: Document, name: str, settings: dict[str, Any], root: Pat
     definition, problems = load_definition_file(path, display_name(path))
     errors.extend(problems)
     if definition is None:
+        return None, None
+    other = defined.setdefault(definition.name, (name, path.resolve()))
+    if other[1] != path.resolve():
+        # Entity schemas are known by system name: a second file under the same name would replace the first's.
+        errors.append(doc.error(("connections", name, "definition"),
+                                f"{relative!r} names its system {definition.name!r}, as the definition of connection "
+                                f"{other[0]!r} does: give each definition its own `name`"))
         return None, None
     register_system(definition.name, {entity: dict(e.info.schema) for entity, e in definition.entities.items()})
     resolved = {**settings, "definition": str(path.resolve()), "system": definition.name}
