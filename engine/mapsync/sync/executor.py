@@ -8,7 +8,7 @@ lock stops there (LockLostError), and what was queued but not started is never s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from mapsync.errors import ConnectorError, MappingError, MapsyncError, StateErro
 from mapsync.mapping.mapper import UnresolvedReference
 from mapsync.state.base import Conflict, DeadLetter, HistoryEntry, Link, PendingCreate, RetiredLink, Token
 from mapsync.sync._execute_update import Updates
+from mapsync.sync._pool import RequestPool
 from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.context import DataflowContext, UsesContext
 from mapsync.sync.create_ids import CreateIds, pending_record_id
@@ -83,6 +84,7 @@ class Executor(UsesContext):
         self.deadline = deadline
         self._out_of_time = False  # the run's deadline passed: no new batch starts
         self._done: list[Outcome] = []  # finished, not yet recorded
+        self._pool: RequestPool  # set by run()
         # Written in one batch per group of outcomes (see _record_done):
         self._new_pendings: list[PendingCreate] = []
         self._links_made: list[Link] = []
@@ -96,10 +98,10 @@ class Executor(UsesContext):
     # -- the loop -----------------------------------------------------------------------------------
 
     def run(self, actions: Iterable[Action]) -> None:
-        with _Pool(self.workers, thread_name_prefix=f"mapsync-{self.spec.name}") as pool:
+        with RequestPool(self.workers, name=f"mapsync-{self.spec.name}") as self._pool:
             inflight: set[Future[Outcome]] = set()
             try:
-                self._submit(actions, pool, inflight)
+                self._submit(actions, inflight)
             except MapsyncError as exc:
                 if not isinstance(exc, StateError):
                     # The listing broke part way (a hostile answer, max_pages, --max-duration): the writes
@@ -110,7 +112,7 @@ class Executor(UsesContext):
         if self._out_of_time and self.deadline is not None:
             raise self.deadline.error()  # the dataflow stops unfinished: its cursors stay where they were
 
-    def _submit(self, actions: Iterable[Action], pool: _Pool, inflight: set[Future[Outcome]]) -> None:
+    def _submit(self, actions: Iterable[Action], inflight: set[Future[Outcome]]) -> None:
         for batch in self._batches(actions, inflight):
             if self._deadline_passed():
                 return  # what is in flight still finishes, and is recorded
@@ -120,7 +122,7 @@ class Executor(UsesContext):
                     continue
                 while len(inflight) >= self.workers * 2:
                     self._collect(inflight, block=True)
-                inflight.add(pool.submit(self._perform, item))
+                inflight.add(self._pool.start(self._perform, item))
             self._collect(inflight, block=False)
 
     def _batches(self, actions: Iterable[Action], inflight: set[Future[Outcome]]) -> Iterable[list[Action]]:
@@ -146,7 +148,7 @@ class Executor(UsesContext):
         return self._out_of_time
 
     def _collect(self, inflight: set[Future[Outcome]], *, block: bool) -> None:
-        done, _ = wait(inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        done = self._pool.finished(block=block)
         inflight.difference_update(done)
         for outcome in (future.result() for future in done):
             if self.create_ids.try_again(outcome.action, outcome.error):
@@ -427,14 +429,6 @@ class Executor(UsesContext):
         stamp = now()
         self.store.add_dead_letter(DeadLetter(self.spec.name, side, record_id, reason, status,
                                               first_failed_at=stamp, last_failed_at=stamp))
-
-
-class _Pool(ThreadPoolExecutor):
-    """A thread pool that, left by an exception (a lost lock, a failed store), drops the requests not
-    yet started instead of sending them; those in flight finish."""
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        self.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 
 def _ledger_key(action: Action) -> tuple[str, str]:
