@@ -243,7 +243,7 @@ def test_a_python_connector_is_loaded_from_its_entry_point(monkeypatch: pytest.M
     good = metadata.EntryPoint("erp-plugin", f"{__name__}:PluginConnector", "mapsync.connectors")
     bad = metadata.EntryPoint("broken-plugin", "no_such_module_here:Thing", "mapsync.connectors")
     monkeypatch.setattr(metadata, "entry_points", lambda group: [good, bad] if group == "mapsync.connectors" else [])
-    monkeypatch.setattr(connectors, "_builtins_loaded", False)
+    monkeypatch.setattr(connectors, "_plugins_loaded", False)
     try:
         assert "erp-plugin" in known_types()
         assert create_connector("erp", {"type": "erp-plugin"}).name == "erp"

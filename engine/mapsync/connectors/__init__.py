@@ -12,7 +12,6 @@ Definitions and plugins are read on first use of the registry, so importing this
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import threading
 import typing
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ _FactoryT = TypeVar("_FactoryT", bound=ConnectorFactory)
 _factories: dict[str, ConnectorFactory] = {}
 _schemas: dict[str, dict[str, Any]] = {}
 _builtins_loaded = False
+_plugins_loaded = False
 _builtins_lock = threading.Lock()
 _broken_plugins: dict[str, str] = {}  # type -> why its entry point could not be loaded
 
@@ -65,14 +65,22 @@ def register(type_name: str, *, settings_schema: Mapping[str, Any] | None = None
 
 
 def known_types() -> list[str]:
-    _load_builtins()
+    _load_plugins()
     return sorted(_factories)
+
+
+def is_known_type(type_name: str) -> bool:
+    """Whether a connection may say `type: <type_name>` (installed plugins are looked for only when no
+    shipped definition has the name: scanning them costs `mapsync validate` more than all else it imports)."""
+    _load_builtins()
+    if type_name not in _factories:
+        _load_plugins()
+    return type_name in _factories
 
 
 def settings_schema(type_name: str) -> dict[str, Any]:
     """The JSON Schema of a connection block of this type (`additionalProperties: false`)."""
-    _load_builtins()
-    if type_name not in _schemas:
+    if not is_known_type(type_name):
         raise _unknown_type(type_name)
     return _schemas[type_name]
 
@@ -88,8 +96,7 @@ def create_connector(
     type_name = settings.get("type")
     if not isinstance(type_name, str):
         raise SpecError(f"connection {name!r} has no type; known types: {', '.join(known_types())}")
-    _load_builtins()
-    if type_name not in _factories:
+    if not is_known_type(type_name):
         raise _unknown_type(type_name)
     return _factories[type_name](name, settings, transport=transport)
 
@@ -127,20 +134,29 @@ def _load_builtins() -> None:
             _schemas.setdefault(system, dict(_factories[system].SETTINGS_SCHEMA))  # type: ignore[attr-defined]
         _factories.setdefault(DEFINITION_TYPE, workspace_factory)
         _schemas.setdefault(DEFINITION_TYPE, dict(workspace_factory.SETTINGS_SCHEMA))  # type: ignore[attr-defined]
-        _load_plugins()
         _builtins_loaded = True
 
 
 def _load_plugins() -> None:
-    """Python connectors installed as plugins (entry point group `mapsync.connectors`). A plugin that
+    """Python connectors installed as plugins (entry point group `mapsync.connectors`), once. A plugin that
     cannot be loaded is reported when a connection uses its type, never breaks the others."""
-    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
-        if entry.name in _factories:
-            continue  # registered in code already (or a shipped definition: those win)
-        try:
-            register(entry.name)(entry.load())
-        except Exception as exc:
-            _broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+    global _plugins_loaded  # noqa: PLW0603 -- a one-time lazy-load flag
+    _load_builtins()
+    if _plugins_loaded:
+        return
+    import importlib.metadata
+
+    with _builtins_lock:
+        if _plugins_loaded:
+            return
+        for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            if entry.name in _factories:
+                continue  # registered in code already (or a shipped definition: those win)
+            try:
+                register(entry.name)(entry.load())
+            except Exception as exc:
+                _broken_plugins[entry.name] = f"{type(exc).__name__}: {exc}"
+        _plugins_loaded = True
 
 
 def __getattr__(name: str) -> Any:
@@ -162,6 +178,7 @@ __all__ = [
     "HttpSettings",
     "Record",
     "create_connector",
+    "is_known_type",
     "known_types",
     "load_entity_info",
     "register",

@@ -85,7 +85,7 @@ def _history_keep_days(data: dict[str, Any]) -> int:
 def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecError],
                        unset: set[str], root: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """The usable connections, and the names of those configured but unusable (already reported)."""
-    from mapsync.connectors import known_types, settings_schema
+    from mapsync.connectors import is_known_type, known_types, settings_schema
 
     connections: dict[str, dict[str, Any]] = {}
     broken: set[str] = set()
@@ -98,7 +98,7 @@ def _check_connections(doc: Document, data: dict[str, Any], errors: list[SpecErr
             broken.add(name)
             continue
         kind = settings["type"]
-        if kind not in known_types():
+        if not is_known_type(kind):
             errors.append(doc.error(("connections", name, "type"),
                                     f"unknown connector type {kind!r} (known: {', '.join(known_types())})"))
             broken.add(name)
