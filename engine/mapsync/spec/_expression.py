@@ -7,10 +7,11 @@ RecursionError somewhere; it is refused here, once, with the row's file and line
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 
 from mapsync.mapping.functions import FUNCTION_TABLE, MOST_ARGUMENTS, literal_problem
 
@@ -18,19 +19,35 @@ MAX_EXPRESSION_DEPTH = 50  # levels of the parsed tree; `join(' ', [a, b])` has 
 _SHOWN = 60  # characters of an expression quoted in a message
 
 
-def expression_problem(expression: str) -> str | None:
-    """Why `expression` cannot be used as a mapping expression, or None when it can."""
+def expression_problem(expression: str, *, functions: Mapping[str, Any] = FUNCTION_TABLE,
+                       parse_error: Callable[[JMESPathError], str] | None = None) -> str | None:
+    """Why `expression` cannot be used, or None when it can: a mapping expression (the mapping functions,
+    their literal arguments checked), or with `functions` another table, e.g. plain JMESPath's for a
+    connector definition's selectors; `parse_error` words a syntax error (default: jmespath's first line)."""
     try:
         parsed = jmespath.compile(expression).parsed
     except JMESPathError as exc:
-        return f"invalid JMESPath expression {shown(expression)}: {_first_line(exc)}"
+        return f"invalid JMESPath expression {shown(expression)}: {(parse_error or _first_line)(exc)}"
     except ValueError:  # the lexer turns digits into int(): thousands of them exceed Python's bound
         return f"invalid JMESPath expression {shown(expression)}: a number in it is too long"
     except RecursionError:
         return _too_deep(expression)
     if _depth(parsed) > MAX_EXPRESSION_DEPTH:
         return _too_deep(expression)
-    return _function_problem(parsed)
+    return _function_problem(parsed, functions)
+
+
+def readable_parse_error(exc: JMESPathError) -> str:
+    """jmespath's own message spans three lines; this one says what and where in one."""
+    position = getattr(exc, "lex_position", None)
+    at = f" at character {position + 1}" if isinstance(position, int) else ""
+    if isinstance(exc, IncompleteExpressionError):
+        return "it ends too early (an unclosed bracket or a missing operand?)"
+    if isinstance(exc, LexerError):
+        return f"{str(getattr(exc, 'message', 'unreadable')).replace('Unclosed', 'unclosed')}{at}"
+    if isinstance(exc, ParseError) and getattr(exc, "token_value", None) is not None:
+        return f"unexpected {str(exc.token_value)!r}{at}"
+    return _first_line(exc)
 
 
 def shown(expression: str) -> str:
@@ -58,16 +75,16 @@ def _depth(tree: Any) -> int:
     return deepest
 
 
-def _function_problem(tree: Any) -> str | None:
+def _function_problem(tree: Any, functions: Mapping[str, Any]) -> str | None:
     """jmespath checks function names and argument counts only when it evaluates: check them now, and
     the literal arguments a mapping function can judge before any record (a regular expression)."""
     for node in _nodes(tree):
         if node.get("type") != "function_expression":
             continue
         name = str(node.get("value"))
-        entry = FUNCTION_TABLE.get(name)
+        entry = functions.get(name)
         if entry is None:
-            return f"unknown JMESPath function {name}() (known: {', '.join(sorted(FUNCTION_TABLE))})"
+            return f"unknown JMESPath function {name}() (known: {', '.join(sorted(functions))})"
         arguments = list(node.get("children", ()))
         problem = _arity_problem(name, entry["signature"], len(arguments)) or literal_problem(name, arguments)
         if problem:

@@ -10,19 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jmespath
 import jsonschema
-from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 from jmespath.functions import Functions
 
 from mapsync.connectors._http_settings import HTTP_SETTINGS_PROPERTIES
 from mapsync.connectors.declarative.requests import ANY_BRACES, SETTING
-from mapsync.spec._expression import shown
+from mapsync.spec._expression import expression_problem, readable_parse_error
 from mapsync.spec._yaml import KeyPath
 
 Problem = tuple[KeyPath, str]
 MAX_SCHEMA_BYTES = 2_000_000
-MAX_EXPRESSION_DEPTH = 50  # levels of a parsed JMESPath expression: `data.items[0]` has 3
 # Settings every connection accepts besides the definition's own (the transport's, and the overlap).
 COMMON_SETTINGS: dict[str, Any] = {
     **HTTP_SETTINGS_PROPERTIES,
@@ -129,61 +126,7 @@ def _expression_problems(raw: dict[str, Any], base: KeyPath, paths: tuple[tuple[
 
 def jmespath_problem(expression: str) -> str | None:
     """Why `expression` is no JMESPath a definition can use (plain JMESPath: its own functions only)."""
-    try:
-        parsed = jmespath.compile(expression).parsed
-    except JMESPathError as exc:
-        return f"invalid JMESPath expression {shown(expression)}: {_parse_error(exc)}"
-    except ValueError:  # the lexer turns digits into int(): thousands of them exceed Python's bound
-        return f"invalid JMESPath expression {shown(expression)}: a number in it is too long"
-    except RecursionError:
-        return f"JMESPath expression {shown(expression)} is nested more than {MAX_EXPRESSION_DEPTH} levels deep"
-    return _tree_problem(expression, parsed)
-
-
-def _parse_error(exc: JMESPathError) -> str:
-    """jmespath's own message spans three lines; this one says what and where in one."""
-    position = getattr(exc, "lex_position", None)
-    at = f" at character {position + 1}" if isinstance(position, int) else ""
-    if isinstance(exc, IncompleteExpressionError):
-        return "it ends too early (an unclosed bracket or a missing operand?)"
-    if isinstance(exc, LexerError):
-        return f"{str(getattr(exc, 'message', 'unreadable')).replace('Unclosed', 'unclosed')}{at}"
-    if isinstance(exc, ParseError) and getattr(exc, "token_value", None) is not None:
-        return f"unexpected {str(exc.token_value)!r}{at}"
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _tree_problem(expression: str, tree: Any) -> str | None:
-    """Depth and function calls (jmespath checks those only when it evaluates, and a record selector that
-    fails at run time would quietly select nothing). Walked without recursion: the tree may be deep."""
-    stack: list[tuple[Any, int]] = [(tree, 1)]
-    while stack:
-        node, level = stack.pop()
-        if level > MAX_EXPRESSION_DEPTH:
-            return f"JMESPath expression {shown(expression)} is nested more than {MAX_EXPRESSION_DEPTH} levels deep"
-        if not isinstance(node, dict):
-            continue
-        children = [child for child in node.get("children", ()) if isinstance(child, dict)]
-        if node.get("type") == "function_expression":
-            problem = _function_problem(str(node.get("value")), len(node.get("children", ())))
-            if problem:
-                return problem
-        stack.extend((child, level + 1) for child in children)
-    return None
-
-
-def _function_problem(name: str, given: int) -> str | None:
-    entry = Functions.FUNCTION_TABLE.get(name)
-    if entry is None:
-        return f"unknown JMESPath function {name}() (known: {', '.join(sorted(Functions.FUNCTION_TABLE))})"
-    signature = entry["signature"]
-    variadic = bool(signature) and signature[-1].get("variadic", False)
-    if given == len(signature) or (variadic and given >= len(signature)):
-        return None
-    wanted = f"at least {len(signature)}" if variadic else str(len(signature))
-    plural = "" if wanted in ("1", "at least 1") else "s"
-    return f"JMESPath function {name}() takes {wanted} argument{plural}, not {given}"
+    return expression_problem(expression, functions=Functions.FUNCTION_TABLE, parse_error=readable_parse_error)
 
 
 def _template_problems(entity: dict[str, Any], base: KeyPath) -> Iterator[Problem]:
