@@ -30,11 +30,27 @@ def bulk_stamp(moment: datetime, like: str) -> str:
     return moment.astimezone(datetime.fromisoformat(like).tzinfo).isoformat(timespec="milliseconds")
 
 
+class ServerClock:
+    """Tidsbanken's clock (its write stamps and its `Date` header), moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def hb(make_harness: Callable[..., Harness], sqlite_url: str) -> Harness:
+def clock() -> ServerClock:
+    return ServerClock(BULK_END + timedelta(seconds=5))  # the import has just ended
+
+
+@pytest.fixture
+def hb(make_harness: Callable[..., Harness], sqlite_url: str, clock: ServerClock) -> Harness:
     """The reference seed, loaded into Tidsbanken in bulk: every change time within the minute before
-    2025-01-01."""
+    2025-01-01, and the server's clock five seconds after it."""
     h = make_harness(sqlite_url, seed=None)
+    h.sb.tidsbanken.clock = clock
     data = generate(SEED, 1)
     rng = random.Random(3)
     for entity, records in (("Avdeling", data.avdelinger), ("Kunde", data.kunder), ("Prosjekt", data.prosjekter)):
@@ -179,3 +195,70 @@ def test_a_settled_record_follows_its_reference_to_a_new_partner(hb: Harness, co
     for pid in referencing:
         project = hb.sb.custompms.get("projects", hb.links("prosjekt-project")[pid])
         assert project is not None and project["customer_id"] == new_customer["id"]
+
+
+@pytest.fixture
+def listed(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Records the connectors' listings returned, by entity."""
+    from mapsync.connectors.declarative.reading import Reader
+
+    found: Counter[str] = Counter()
+    change = Reader._change
+
+    def counting_change(self: Reader, entity: Any, record: Any) -> Any:
+        found[entity.info.name] += 1
+        return change(self, entity, record)
+
+    monkeypatch.setattr(Reader, "_change", counting_change)
+    return found
+
+
+def test_once_the_window_has_passed_a_rerun_lists_only_what_changed(hb: Harness, clock: ServerClock,
+                                                                      listed: Counter[str]) -> None:
+    """The first run answered two minutes after the import: what changed before one window ahead of that
+    answer was all there, so the next run lists from the last record on, not from a window before it."""
+    clock.now = BULK_END + timedelta(minutes=2)
+    assert hb.apply().exit_code == 0
+    hb.sb.tidsbanken.edit("Kunde", "K10003", Navn="Endret Navn AS")
+    listed.clear()
+    writes = hb.writes()
+    run = hb.apply()
+    assert run.exit_code == 0, run.output
+    assert hb.writes() == writes + 1
+    assert listed["Kunde"] <= 2  # the edited Kunde, and the one listed last at the cursor's own instant
+    assert listed["Prosjekt"] <= 1 and listed["Avdeling"] <= 1
+
+
+def test_a_late_commit_inside_the_window_before_the_answer_is_not_lost(hb: Harness, clock: ServerClock,
+                                                                         costs: Costs) -> None:
+    """A record stamped 40 s before it became visible, and after the window that reached back from the
+    first run's answer: the next run's listing starts early enough to find it."""
+    clock.now = BULK_END + timedelta(minutes=2)
+    assert hb.apply().exit_code == 0
+    late = dict(hb.sb.tidsbanken.get("Kunde", "K10001") or {})
+    late.update(Id="K19998", Navn="Sent Lagret Igjen AS", Organisasjonsnummer="")
+    clock.now = BULK_END + timedelta(minutes=2, seconds=10)
+    late["SistEndretDato"] = bulk_stamp(clock.now - timedelta(seconds=40), late["SistEndretDato"])
+    hb.sb.tidsbanken.load("Kunde", [late])
+    costs.reset()
+    run = hb.apply()
+    assert run.exit_code == 0, run.output
+    assert "K19998" in hb.links("kunde-customer")
+    assert set(costs.projected) == {"K19998"}
+
+
+def test_without_a_date_header_the_whole_window_is_listed_again(hb: Harness, clock: ServerClock,
+                                                                  listed: Counter[str], costs: Costs,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that sends no `Date`: no clock to trust, so the cursor stays at the last record listed and
+    the next run reaches back the whole window (and still plans none of it again)."""
+    from mapsync.connectors.declarative import reading
+
+    monkeypatch.setattr(reading, "server_time", lambda response: None)
+    clock.now = BULK_END + timedelta(minutes=2)
+    assert hb.apply().exit_code == 0
+    listed.clear()
+    costs.reset()
+    assert hb.apply().exit_code == 0
+    assert listed["Kunde"] == SEED.kunder
+    assert sum(costs.projected.values()) == 0

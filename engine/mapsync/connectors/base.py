@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,6 +29,27 @@ class Change:
     modified: str
     record: Record | None  # None for a tombstone
     deleted: bool = False
+
+
+class ChangeListing(Iterator[Change]):
+    """A listing that also says, once read to the end, where the next listing may start (`resume`).
+
+    A connector may return one from `list_changes` (a plain iterator is as good): `resume` is then the
+    `since` to pass next time so that nothing is missed, which may lie past the overlap window the
+    connector would otherwise reach back from the last record listed (see docs/sync-semantics.md).
+    """
+
+    def __init__(self, produce: Callable[[ChangeListing], Iterator[Change]]) -> None:
+        self.resume: str | None = None  # set by `produce` once it has yielded the last change
+        self._changes = produce(self)
+
+    def __next__(self) -> Change:
+        return next(self._changes)
+
+
+def resume_point(listing: Iterator[Change], last_seen: str | None) -> str | None:
+    """Where the next listing starts: the connector's `resume` when it gave one, else the last change seen."""
+    return getattr(listing, "resume", None) or last_seen
 
 
 @runtime_checkable

@@ -11,7 +11,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
+from email.utils import format_datetime
 
 import httpx
 
@@ -65,6 +67,9 @@ class Emulator(ABC):
 
     def _handle_and_log(self, request: Request) -> Response:
         response = self.handle(request)  # looked up per call: tests may wrap it on the instance
+        # Stamped with the clock the records are, as a real server's Date and timestamps share one clock.
+        response = replace(response, headers={"Date": format_datetime(self._clock.now(), usegmt=True),
+                                              **response.headers})
         if request.method in WRITE_METHODS:
             try:
                 body = request.json() if request.body else None

@@ -51,6 +51,11 @@ class WriteClock:
         with self._lock:
             self._last = max(self._last, micros)
 
+    def now(self) -> datetime:
+        """The clock's present moment (UTC): the set clock's, else real time."""
+        moment = self.clock() if self.clock is not None else datetime.now(UTC)
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
     def next(self) -> int:
         with self._lock:
             if self.clock is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mapsync.connectors.base import Change
+from mapsync.connectors.base import Change, resume_point
 from mapsync.errors import ConnectorError, MappingError
 from mapsync.mapping.paths import get_path, split
 from mapsync.state.base import Link
@@ -26,7 +26,8 @@ class SidesMixin(PlannerBase):
     def _scan_target(self) -> None:
         since = None if self.full else self.store.get_cursor(self.name, "target")
         cursor = since
-        for chunk in chunked(self.target.list_changes(self.spec.target.entity, since), CHUNK):
+        listing = self.target.list_changes(self.spec.target.entity, since)
+        for chunk in chunked(listing, CHUNK):
             links = {link.target_id: link for link in self.store.get_links(self.name, target_ids=[c.id for c in chunk])}
             for change in chunk:
                 cursor = max(cursor or change.modified, change.modified)
@@ -34,7 +35,7 @@ class SidesMixin(PlannerBase):
             self._note_retired_targets([c for c in chunk if c.id not in links and c.record is not None
                                         and not c.deleted and self.mapper.owns_target(c.record)
                                         and self._target_in_scope(c.record)])
-        self.scan.target_cursor = cursor
+        self.scan.target_cursor = resume_point(listing, cursor)
 
     def _see_target(self, change: Change, link: Link | None) -> None:
         if change.deleted or change.record is None:
@@ -60,7 +61,8 @@ class SidesMixin(PlannerBase):
         full_scan = since is None
         cursor = since
         self._start_tail(since)
-        for chunk in chunked(self.source.list_changes(self.spec.source.entity, since), CHUNK):
+        listing = self.source.list_changes(self.spec.source.entity, since)
+        for chunk in chunked(listing, CHUNK):
             for change in chunk:
                 self._note_listed(change)
             # Listed again as the last complete run saw them: passed over before any lookup (see _plan_tail).
@@ -86,7 +88,7 @@ class SidesMixin(PlannerBase):
                     continue
                 yield from self._plan_source_record(change.record, change.modified, link)
             self._prune_tail(cursor)
-        self.scan.source_cursor = cursor
+        self.scan.source_cursor = resume_point(listing, cursor)
         self.scan.full_source = full_scan
         if full_scan:
             self._notice_disappeared_sources(handled)

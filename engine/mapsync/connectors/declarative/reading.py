@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from mapsync.connectors._paging import PageCap, parse_timestamp, utc_z
-from mapsync.connectors.base import Change, Record
+from mapsync.connectors.base import Change, ChangeListing, Record
 from mapsync.connectors.declarative.definition import Definition, EntityDefinition
 from mapsync.connectors.declarative.pagers import Key, make_pager
 from mapsync.connectors.declarative.requests import (
@@ -27,6 +28,16 @@ from mapsync.errors import ConnectorError, NotFoundError, PagingError, RefusedEr
 
 UNUSABLE_SEGMENTS = frozenset({"", ".", ".."})
 ONE_MS = timedelta(milliseconds=1)
+CLOCK_MARGIN = timedelta(seconds=1)
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """The server's clock when it answered (its `Date` header), or None without a readable one."""
+    try:
+        moment = parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -47,23 +58,65 @@ class Reader:
 
     # -- listing --------------------------------------------------------------------------------
 
-    def list_changes(self, entity: EntityDefinition, since: str | None) -> Iterator[Change]:
-        listing = entity.listing
-        cap = PageCap(self.options.max_pages, entity.info.name, connection=self.name, path=listing.path)
-        pager = make_pager(listing.paging, dict(listing.params), size=self.options.page_size,
+    def list_changes(self, entity: EntityDefinition, since: str | None) -> ChangeListing:
+        return ChangeListing(lambda listing: self._pages(entity, since, listing))
+
+    def _pages(self, entity: EntityDefinition, since: str | None, listing: ChangeListing) -> Iterator[Change]:
+        spec = entity.listing
+        cap = PageCap(self.options.max_pages, entity.info.name, connection=self.name, path=spec.path)
+        pager = make_pager(spec.paging, dict(spec.params), size=self.options.page_size,
                            after=self._lower_bound(entity, since), window=lambda after: self._window(entity, after),
-                           base_url=self.http.base_url, connection=self.name, path=listing.path)
+                           base_url=self.http.base_url, connection=self.name, path=spec.path)
+        served_at: datetime | None = None
+        latest: datetime | None = None
         while not pager.finished:
             cap.next_page()
             url, params = pager.next_request()
-            response = self.http.request("GET", url or with_query(listing.path, params))
+            response = self.http.request("GET", url or with_query(spec.path, params))
+            if served_at is None:
+                served_at = server_time(response)
             body = self.http.json(response)
             records = self._records(entity, body, response)
             changes = [self._change(entity, record) for record in records]
             keys: list[Key] = [(change.id, parse_timestamp(str(record[entity.modified])))
                                for change, record in zip(changes, records, strict=True)]
+            for _, moment in keys:
+                latest = moment if latest is None or moment > latest else latest
             for index in pager.accept(body, response, keys):
                 yield changes[index]
+        if latest is not None:
+            listing.resume = utc_z(self._resume(entity, latest, served_at))
+
+    def _overlap(self, entity: EntityDefinition) -> timedelta:
+        """The overlap window of the entity's incremental filter (the connection's `overlap` setting first)."""
+        incremental = entity.listing.incremental
+        if incremental is None:
+            return timedelta(0)
+        return timedelta(seconds=incremental.overlap if self.options.overlap is None else self.options.overlap)
+
+    def _reach_back(self, entity: EntityDefinition) -> timedelta:
+        """How far before `since` a listing starts: the overlap window, at least 1 ms for a strict filter (`gt`),
+        which would otherwise miss a record changed at the cursor's own instant."""
+        incremental = entity.listing.incremental
+        overlap = self._overlap(entity)
+        return max(overlap, ONE_MS) if incremental is not None and incremental.strict else overlap
+
+    def _resume(self, entity: EntityDefinition, latest: datetime, served_at: datetime | None) -> datetime:
+        """The `since` of the next listing, which reaches back `_reach_back` from it.
+
+        The overlap window is there for a record committed late with an earlier timestamp, and such a
+        record carries no timestamp older than one window before the moment it became visible. So what
+        changed more than a window before the server answered the first page (its clock: the `Date` header)
+        was all there to be listed: the next listing need reach back only to the last record listed, or
+        to one window before that answer, whichever is earlier. Without a `Date` the cursor stays at the
+        last record and the whole window is listed again.
+        """
+        incremental = entity.listing.incremental
+        if incremental is None or served_at is None or not self._overlap(entity):
+            return latest
+        tick = ONE_MS if incremental.strict else timedelta(0)
+        # A `Date` has whole seconds and may be stamped after the page was read: a second's margin.
+        return min(latest + self._reach_back(entity) - tick, served_at - CLOCK_MARGIN)
 
     def _lower_bound(self, entity: EntityDefinition, since: str | None) -> datetime | None:
         incremental = entity.listing.incremental
@@ -73,10 +126,7 @@ class Reader:
             cursor = parse_timestamp(since)
         except ValueError:
             raise ConnectorError(f"the cursor {since!r} is not an ISO 8601 datetime", connection=self.name) from None
-        seconds = incremental.overlap if self.options.overlap is None else self.options.overlap
-        overlap = timedelta(seconds=seconds)
-        # A strict filter (`gt`) would miss a record changed at the cursor's own instant: reach back at least 1 ms.
-        return cursor - (max(overlap, ONE_MS) if incremental.strict else overlap)
+        return cursor - self._reach_back(entity)
 
     def _window(self, entity: EntityDefinition, after: datetime | None) -> dict[str, str]:
         incremental = entity.listing.incremental
