@@ -13,6 +13,7 @@ from http_kit import SECRET, answers
 from mapsync.connectors.http import (
     BACKOFF_CAP,
     RETRY_AFTER_CAP,
+    HttpClient,
     HttpSettings,
     full_jitter_backoff,
     retry_after_seconds,
@@ -239,3 +240,30 @@ def test_rate_limit_spaces_requests_through_the_injected_sleep(make_client, slee
     assert len(sleeps) == 2
     assert sleeps[0] == pytest.approx(0.2, abs=0.05)
     assert sleeps[1] == pytest.approx(0.4, abs=0.05)
+
+
+def test_paths_merge_with_base_url_as_httpx_merges_them_once_per_path(sleeps, monkeypatch) -> None:
+    seen: list[httpx.URL] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json={})
+
+    base = "https://api.example.test/v2"
+    paths = ["/customers", "customers/a%2Fb?x=1 2", "https://other.example.test/next?page=2", "/customers"]
+    with HttpClient("custompms", base, headers={}, settings=HttpSettings(), transport=httpx.MockTransport(handle),
+                    sleep=sleeps) as client, httpx.Client(base_url=base) as plain:
+        merges = 0
+        copy_with = httpx.URL.copy_with
+
+        def counted(url: httpx.URL, **changes: object) -> httpx.URL:
+            nonlocal merges
+            merges += "raw_path" in changes
+            return copy_with(url, **changes)
+
+        monkeypatch.setattr(httpx.URL, "copy_with", counted)
+        for path in paths:
+            client.request("GET", path)
+        monkeypatch.undo()
+        assert seen == [plain.build_request("GET", path).url for path in paths]
+    assert merges == 2  # the repeated relative path is merged once; an absolute URL never

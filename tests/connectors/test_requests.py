@@ -272,3 +272,26 @@ def test_tidsbanken_put_sends_only_the_entitys_own_properties(connect) -> None:
                "SistEndretDato": "s", "OpprettetDato": "o"}
     tb.update("Prosjekt", "P1", {"Navn": "new"}, current=current)
     assert recorder.bodies()[0] == {"Id": "P1", "Navn": "new"}
+
+
+
+@pytest.mark.parametrize(("expression", "data"), [
+    ("version", {"version": 3}), ("version", {"other": 1}), ("version", [1]), ("version", None),
+    ("value", {"value": [{"id": "a"}]}), ('"odd name"', {"odd name": "x"}), ("a.b", {"a": {"b": 2}}),
+    ("value[0].id", {"value": [{"id": "a"}]}), ("[", {}),
+])
+def test_search_answers_as_jmespath_and_reads_a_single_field_without_it(monkeypatch, expression: str,
+                                                                         data: Any) -> None:
+    import jmespath
+    from jmespath.parser import ParsedResult
+
+    from mapsync.connectors.declarative.requests import search
+
+    try:
+        parsed: Any = jmespath.compile(expression)
+        expected = parsed.search(data)
+    except jmespath.exceptions.JMESPathError:
+        parsed, expected = None, None
+    if parsed is not None and parsed.parsed["type"] == "field":  # a field is read without the interpreter
+        monkeypatch.setattr(ParsedResult, "search", lambda *_: pytest.fail("the interpreter was asked"))
+    assert search(expression, data) == expected

@@ -212,3 +212,16 @@ def test_a_library_prints_nothing_until_the_cli_configures_it(capsys: pytest.Cap
         assert logs.bound_fields() == {"run_id": "r1", "dataflow": "d1"}
     assert logs.bound_fields() == {}
     assert capsys.readouterr().err == ""
+
+
+def test_a_write_logged_by_nobody_builds_no_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mapsync.sync.actions import Action, ActionKind
+    from mapsync.sync.executor import Outcome
+
+    monkeypatch.setattr(logs, "_record_written", lambda _: pytest.fail("built for nobody"))
+    before = logs.RECORD_LOG.level
+    logs.RECORD_LOG.setLevel("WARNING")
+    try:
+        logs.record_outcome(Outcome(Action(ActionKind.CREATE, "kunde-customer", "K1")), failed=False)
+    finally:
+        logs.RECORD_LOG.setLevel(before)

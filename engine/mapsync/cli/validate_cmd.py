@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mapsync.cli._app import EXIT_FAILED, EXIT_INVALID
+from mapsync.cli._app import EXIT_FAILED, EXIT_INVALID, skip_final_collection
 from mapsync.cli._workspace import workspace_from
 from mapsync.errors import MapsyncError, SpecErrors
 from mapsync.spec.model import Workspace
@@ -15,6 +15,8 @@ from mapsync.spec.model import Workspace
 @click.pass_context
 def validate(ctx: click.Context, online: bool) -> None:
     """Check mapsync.yaml and every mapping: schema, JMESPath, properties, types, references."""
+    if not online:
+        skip_final_collection()
     try:
         workspace = workspace_from(ctx)
     except SpecErrors as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ class ExampleResult:
     def diff(self) -> str:
         if self.error:
             return self.error
+        import difflib  # only a failing example needs it
+
         want = _pretty(self.expected).splitlines()
         got = _pretty(self.actual).splitlines()
         return "\n".join(difflib.unified_diff(want, got, "expected", "actual", lineterm=""))

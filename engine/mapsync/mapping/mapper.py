@@ -97,6 +97,10 @@ class Mapper:
         self.creates_with = frozenset(r.row.target for r in self.rows if r.row.flows_forward)
         self.creates_back_with = frozenset(r.row.target for r in self.rows if r.row.flows_back)
         self.target_check = WriteCheck(spec.target.entity, spec.target_schema)
+        # The target's object properties and the members each has (with_whole_objects fills them in).
+        self._whole_objects = tuple((key, tuple(prop["properties"]))
+                                    for key, prop in spec.target_schema.get("properties", {}).items()
+                                    if isinstance(prop, dict) and isinstance(prop.get("properties"), dict))
         self.source_check = WriteCheck(spec.source.entity, spec.source_schema)
         # Precomputed per-row tuples for the hot paths (forward runs once per record and row).
         self._forward_plan = tuple((r.row.target, *_forward_step(r), r.row.type == "reference", r.row)
@@ -278,11 +282,10 @@ class Mapper:
         A create sends postal_address {line1, postal_code, city} as {line1, line2: null, postal_code, city}:
         a strict server may insist on the whole object.
         """
-        props = self.spec.target_schema.get("properties", {})
-        for key, value in record.items():
-            inner = props.get(key, {}).get("properties") if isinstance(props.get(key), dict) else None
-            if isinstance(value, dict) and isinstance(inner, dict):
-                for name in inner:
+        for key, names in self._whole_objects:
+            value = record.get(key)
+            if isinstance(value, dict):
+                for name in names:
                     value.setdefault(name, None)
         return record
 

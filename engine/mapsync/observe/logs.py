@@ -148,7 +148,7 @@ def record_outcome(outcome: Outcome, *, failed: bool) -> None:
     """`record.write` for each side a finished action wrote, `record.failed` for a failed record."""
     if failed:
         _record_failed(outcome)
-    elif outcome.kind in WRITE_KINDS:
+    elif outcome.kind in WRITE_KINDS and RECORD_LOG.isEnabledFor(logging.INFO):  # else nothing to build
         _record_written(outcome)
 
 

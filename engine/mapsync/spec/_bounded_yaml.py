@@ -8,6 +8,7 @@ level, so thousands of `[` end in a RecursionError. Both are counted here as the
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,16 +35,11 @@ class YamlProblem(Exception):
 def read_yaml(text: str, inspect: Callable[[yaml.Node], None]) -> Any:
     """The data of a one-document YAML text; raises YamlProblem. `inspect` sees the node graph (for lines)
     before the data is built: building merges `<<` keys into their mapping nodes in place."""
-    try:
-        # the reader checks every character up front: binary garbage is refused here
-        loader = _BoundedLoader(text)
-    except yaml.reader.ReaderError as exc:
-        line = text[:exc.position].count("\n") + 1
-        raise YamlProblem(f"YAML syntax error: character U+{exc.character:04X} is not allowed in YAML "
-                          "(is this a text file?)", line) from None
+    fast = _compose_fast(text)
+    loader = fast[0] if fast else _python_loader(text)
     root: yaml.Node | None = None
     try:
-        root = loader.get_single_node()
+        root = fast[1] if fast else loader.get_single_node()
         if root is None:
             return None
         inspect(root)
@@ -59,6 +55,35 @@ def read_yaml(text: str, inspect: Callable[[yaml.Node], None]) -> Any:
         loader.dispose()
 
 
+def _compose_fast(text: str) -> tuple[_Bounded, yaml.Node | None] | None:
+    """The loader and node graph composed from libyaml's events (PyYAML's own scanner and parser are most of
+    the start-up of `mapsync validate`), or None without libyaml or when the text has any problem: then the
+    pure-Python reader reads it again, to say what is wrong in the words and at the lines it always has."""
+    if _FastBoundedLoader is None or _LIBYAML_LAXER.search(text) or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    loader = _FastBoundedLoader(text)
+    try:
+        return loader, loader.get_single_node()
+    except (yaml.YAMLError, YamlProblem):
+        loader.dispose()
+        return None
+
+
+# libyaml accepts a tab, or a `?` in a flow collection, inside plain scalars where PyYAML refuses them: such
+# a text is left to PyYAML, so that what mapsync accepts does not depend on how PyYAML was built.
+_LIBYAML_LAXER = re.compile(r"[\t?]")
+
+
+def _python_loader(text: str) -> _Bounded:
+    try:
+        # the reader checks every character up front: binary garbage is refused here
+        return _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1
+        raise YamlProblem(f"YAML syntax error: character U+{exc.character:04X} is not allowed in YAML "
+                          "(is this a text file?)", line) from None
+
+
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "invalid YAML"
@@ -72,11 +97,15 @@ def _line(mark: Any) -> int | None:
     return mark.line + 1 if mark is not None else None
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that bounds nesting depth and alias expansion, and reports unreadable values at their node."""
+class _Bounded(yaml.composer.Composer, yaml.constructor.SafeConstructor):
+    """PyYAML's composer and safe constructor, bounding nesting depth and alias expansion and reporting
+    unreadable values at their node; the events come from the parser of the class that mixes this in."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
+    # the parser's, annotated only: a method here would hide it
+    dispose: Callable[[], None]
+    peek_event: Callable[[], yaml.Event]
+
+    def _start_bounds(self) -> None:
         self._path: list[Step] = []  # key path of the node being composed
         self._depth = 0
         self._open_anchors: set[str] = set()  # anchors whose node is still being composed
@@ -90,7 +119,7 @@ class _BoundedLoader(yaml.SafeLoader):
             self._path.append(step)
         self._depth += 1
         try:
-            event = self.peek_event()  # type: ignore[no-untyped-call]
+            event = self.peek_event()
             anchor: str | None = getattr(event, "anchor", None)
             if isinstance(event, yaml.AliasEvent):
                 self._count_alias(event, anchor)
@@ -150,6 +179,28 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:
             raise _UnreadableValue(_unreadable(node, exc), node) from None
+
+
+class _BoundedLoader(_Bounded, yaml.SafeLoader):
+    """The pure-Python reader, scanner and parser: PyYAML's own words for every syntax error."""
+
+    def __init__(self, text: str) -> None:
+        yaml.SafeLoader.__init__(self, text)
+        self._start_bounds()
+
+
+_FastBoundedLoader: Callable[[str], _Bounded] | None = None
+if yaml.__with_libyaml__:  # PyYAML built without libyaml has no CSafeLoader
+
+    class _LibyamlBounded(_Bounded, yaml.CSafeLoader):
+        """libyaml's scanner and parser under the same composer (libyaml's own would bypass the bounds)."""
+
+        def __init__(self, text: str) -> None:
+            yaml.CSafeLoader.__init__(self, text)
+            yaml.composer.Composer.__init__(self)
+            self._start_bounds()
+
+    _FastBoundedLoader = _LibyamlBounded
 
 
 class _UnreadableValue(Exception):

@@ -8,10 +8,25 @@
 
 from __future__ import annotations
 
+import importlib
+import typing
 from collections.abc import Callable
 
 from mapsync.errors import SpecError
-from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RunLock, StateStore, Values
+
+if typing.TYPE_CHECKING:
+    from mapsync.state.base import Conflict, DeadLetter, Link, PendingCreate, RunLock, StateStore, Values
+
+_BASE = ("Conflict", "DeadLetter", "Link", "PendingCreate", "RunLock", "StateStore", "Values")
+
+
+def __getattr__(name: str) -> typing.Any:
+    # Imported on first use (PEP 562): `mapsync validate` reads only STORES, to check the `state:` scheme.
+    if name in _BASE:
+        value = getattr(importlib.import_module("mapsync.state.base"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _open_sqlite(url: str) -> StateStore:

@@ -104,6 +104,7 @@ CONFLICT_KEY = ("dataflow", "source_id", "prop")
 
 PUT_LINK = upsert("links", LINK_COLUMNS, LINK_KEY, set_excluded(LINK_COLUMNS, LINK_KEY))
 SELECT_LINKS = f"SELECT {column_list(LINK_COLUMNS)} FROM links"
+SELECT_TARGET_MARKERS = "SELECT target_id, target_version FROM links"
 ADD_PENDING = upsert("pending_creates", PENDING_COLUMNS, PENDING_KEY, "NOTHING")
 # A repeated failure keeps when it first failed and counts the attempt.
 ADD_DEAD_LETTER = upsert(

@@ -101,10 +101,14 @@ class FiltersMixin(PlannerBase):
 
     # -- target records, as the scan of the target sees them ---------------------------------------------
 
+    def _linked_targets_held(self) -> bool:
+        """Whether a linked target record must pass a filter to stay linked (else it stays, whatever it holds)."""
+        return self._target_scope is not None and not self._keeps_pairs()
+
     def _linked_target_stays(self, link: Link, record: dict[str, Any]) -> bool:
         """Whether a linked target record is in scope; when it left, its removal is planned."""
         scope = self._target_scope
-        if scope is None or self._keeps_pairs():
+        if scope is None or not self._linked_targets_held():
             return True
         try:
             if scope.holds(record):

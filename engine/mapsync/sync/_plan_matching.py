@@ -44,7 +44,8 @@ class MatchingMixin(PlannerBase):
         yield Action(ActionKind.CREATE, self.name, source_id, None, side="target", label=label,
                      target_changes={p: (None, v) for p, v in self.mapper.create_values(values).items()
                                      if v is not None},
-                     source_record=record, source_values=values, source_modified=modified)
+                     source_record=record, source_values=values, source_modified=modified,
+                     body=self.mapper.create_body(values))
 
     def _ambiguity(self, candidates: list[str], keys: list[str]) -> str:
         """Why a match cannot be trusted, or "" when it can (one candidate, not taken by another record)."""

@@ -173,7 +173,7 @@ class RecordMixin(PlannerBase):
         """Checks the bodies the executor will send (built by the same mapper functions)."""
         mapper = self.mapper
         if action.kind == ActionKind.CREATE and action.side == "target":
-            return mapper.target_check.create_problem(mapper.create_body(action.source_values))
+            return mapper.target_check.create_problem(action.body or mapper.create_body(action.source_values))
         if action.kind == ActionKind.CREATE:
             return mapper.source_check.create_problem(mapper.create_back_body(action.target_record or {}, self.links))
         problems = []

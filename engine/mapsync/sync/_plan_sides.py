@@ -28,14 +28,26 @@ class SidesMixin(PlannerBase):
         cursor = since
         listing = self.target.list_changes(self.spec.target.entity, since)
         for chunk in chunked(listing, CHUNK):
-            links = {link.target_id: link for link in self.store.get_links(self.name, target_ids=[c.id for c in chunk])}
+            # One lookup of change markers per page; whole links only for linked records that moved.
+            markers = self.store.target_markers(self.name, [c.id for c in chunk])
+            moved = [c.id for c in chunk if c.id in markers and not self._target_unchanged(c, markers[c.id])]
+            links = {link.target_id: link for link in self.store.get_links(self.name, target_ids=moved)}
             for change in chunk:
                 cursor = max(cursor or change.modified, change.modified)
-                self._see_target(change, links.get(change.id))
-            self._note_retired_targets([c for c in chunk if c.id not in links and c.record is not None
+                if change.id not in markers:
+                    self._see_target(change, None)
+                elif change.id in links:
+                    self._see_target(change, links[change.id])
+            self._note_retired_targets([c for c in chunk if c.id not in markers and c.record is not None
                                         and not c.deleted and self.mapper.owns_target(c.record)
                                         and self._target_in_scope(c.record)])
         self.scan.target_cursor = resume_point(listing, cursor)
+
+    def _target_unchanged(self, change: Change, marker: str | None) -> bool:
+        """A linked target record listed with the marker its link holds (unchanged since the last sync, or
+        mapsync's own write read back), and no target filter to hold it to: nothing to see."""
+        return (marker == change.modified and not change.deleted and change.record is not None
+                and not self._linked_targets_held())
 
     def _see_target(self, change: Change, link: Link | None) -> None:
         if change.deleted or change.record is None:

@@ -74,6 +74,9 @@ class Action:
     source_modified: str | None = None  # the source record's change marker when it was read
     queued: bool = False  # the record was in the dead-letter ledger (or a pending create) at the start
     idempotency_key: str | None = None  # for a create that a crash or timeout cut short: its earlier key
+    # A create in the target: the body to send, built (and checked) once by the planner; None: the
+    # executor builds it. Not part of the action's identity.
+    body: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     status: int | None = None  # for fail: the HTTP status, where there was one
     # Why a record synced other than it would have (a reference row's record gone: `on_missing`); written
     # to the ledger once, as a note: the record is not failed.

@@ -210,7 +210,8 @@ class Executor(UsesContext):
         if action.kind == ActionKind.CREATE:
             side = action.side
             if side == "target":
-                body = prepared.target_body = self.mapper.create_body(action.source_values)
+                body = prepared.target_body = (action.body if action.body is not None
+                                               else self.mapper.create_body(action.source_values))
             else:
                 body = prepared.source_body = self.mapper.create_back_body(action.target_record or {}, self.links)
             prepared.idempotency_key = action.idempotency_key or self._new_pending(action, body)

@@ -203,8 +203,9 @@ def _settings_fragment_problems(settings: dict[str, Any]) -> Iterator[Problem]:
             yield ("settings", "required", index), f"{name!r} is required but not declared (settings: {known})"
 
 
-def entity_schema_problem(schema: Any) -> str | None:
-    """Why an entity's JSON Schema cannot describe its records, or None."""
+def entity_schema_problem(schema: Any, *, meta: bool = True) -> str | None:
+    """Why an entity's JSON Schema cannot describe its records, or None (`meta=False`: without checking it
+    against the meta-schema, the slow part)."""
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return "the entity schema must be a JSON Schema object with `properties`"
     for key in ("x-key", "x-modified"):
@@ -217,7 +218,7 @@ def entity_schema_problem(schema: Any) -> str | None:
     server = schema.get("x-server-fields", [])
     if not isinstance(server, list) or not all(isinstance(n, str) and n in schema["properties"] for n in server):
         return "the entity schema's `x-server-fields` must be a list of its properties (those the server sets)"
-    for path, message in json_schema_problems(schema):
+    for path, message in json_schema_problems(schema) if meta else ():
         where = ".".join(map(str, path))
         return f"the entity schema is not a valid JSON Schema{f' at {where}' if where else ''}: {message}"
     return None

@@ -4,7 +4,7 @@ string, timestamps in a filter, and JMESPath on answers."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -103,14 +103,34 @@ def compiled(expression: str) -> ParsedResult:
     return jmespath.compile(expression)
 
 
+@cache
+def single_field(expression: str) -> str | None:
+    """The field name an expression is, when it is nothing more (`version`, `value`); else None."""
+    parsed = compiled(expression).parsed
+    return str(parsed["value"]) if parsed.get("type") == "field" else None
+
+
 def search(expression: str | None, data: Any) -> Any:
     """JMESPath `expression` on `data`; None when there is no expression or it cannot be applied."""
     if expression is None:
         return data
     try:
-        return compiled(expression).search(data)
+        return evaluator(expression)(data)
     except jmespath.exceptions.JMESPathError:
         return None
+
+
+@cache
+def evaluator(expression: str) -> Callable[[Any], Any]:
+    """`expression` as a function of the data, evaluated as JMESPath does but without its interpreter where
+    it can be (a plain field; or the closures of mapping/compiler): once or twice per record listed."""
+    field = single_field(expression)
+    if field is not None:
+        return lambda data: data.get(field) if isinstance(data, dict) else None
+    from mapsync.mapping.compiler import compile_expression  # not needed to load a definition
+
+    closure = compile_expression(expression)
+    return closure if closure is not None else compiled(expression).search
 
 
 def without_annotations(record: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
