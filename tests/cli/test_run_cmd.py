@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from waiting import wait_until
 
 from mapsync.cli._app import _register_commands, cli
 from mapsync.sandbox import Faults, Sandbox, SeedSize
@@ -43,13 +44,6 @@ def make_workspace(tmp_path: Path, run_section: str = "") -> Path:
 
 def invoke(config: Path, env: dict[str, str], *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), "run", *args], env=env)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture

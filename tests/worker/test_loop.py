@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from waiting import wait_until
 
 from mapsync.sandbox import Faults, Sandbox, SeedSize
 from mapsync.spec.loader import load_workspace
@@ -45,13 +46,6 @@ def workspace_dir(tmp_path: Path, run_section: str) -> Path:
 def load(tmp_path: Path, sandbox: Sandbox, state_url: str, run_section: str = "") -> Workspace:
     ws = workspace_dir(tmp_path, run_section)
     return load_workspace(ws / "mapsync.yaml", env=sandbox.env() | {"MAPSYNC_STATE": state_url})
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from mapsync.errors import ConnectorError, MappingError
 from mapsync.mapping.paths import get_path, split
 from mapsync.state.base import Link
 from mapsync.sync._plan_base import PlannerBase
+from mapsync.sync._readahead import ReadAhead
 from mapsync.sync.actions import Action, ActionKind
 from mapsync.sync.merge import merge
 from mapsync.sync.scan import CHUNK, TargetSeen, chunked, modified_of
@@ -23,11 +24,23 @@ class SidesMixin(PlannerBase):
     def _wants_unlinked_targets(self) -> bool:
         return bool(self.spec.match) or self.spec.create in {"source", "both"}
 
+    def _open_listings(self) -> None:
+        """Both sides' listings, from their cursors, read ahead from now on (see _readahead)."""
+        self._target_since = None if self.full else self.store.get_cursor(self.name, "target")
+        self._source_since = None if self.full else self.store.get_cursor(self.name, "source")
+        self._target_listing = ReadAhead(self.target.list_changes(self.spec.target.entity, self._target_since),
+                                         f"{self.name}-target")
+        self._source_listing = ReadAhead(self.source.list_changes(self.spec.source.entity, self._source_since),
+                                         f"{self.name}-source")
+
+    def _close_listings(self) -> None:
+        for listing in (getattr(self, "_target_listing", None), getattr(self, "_source_listing", None)):
+            if listing is not None:
+                listing.close()
+
     def _scan_target(self) -> None:
-        since = None if self.full else self.store.get_cursor(self.name, "target")
-        cursor = since
-        listing = self.target.list_changes(self.spec.target.entity, since)
-        for chunk in chunked(listing, CHUNK):
+        cursor = self._target_since
+        for chunk in self._target_listing.chunks():
             # One lookup of change markers per page; whole links only for linked records that moved.
             markers = self.store.target_markers(self.name, [c.id for c in chunk])
             moved = [c.id for c in chunk if c.id in markers and not self._target_unchanged(c, markers[c.id])]
@@ -41,7 +54,7 @@ class SidesMixin(PlannerBase):
             self._note_retired_targets([c for c in chunk if c.id not in markers and c.record is not None
                                         and not c.deleted and self.mapper.owns_target(c.record)
                                         and self._target_in_scope(c.record)])
-        self.scan.target_cursor = resume_point(listing, cursor)
+        self.scan.target_cursor = resume_point(self._target_listing.listing, cursor)
 
     def _target_unchanged(self, change: Change, marker: str | None) -> bool:
         """A linked target record listed with the marker its link holds (unchanged since the last sync, or
@@ -69,12 +82,11 @@ class SidesMixin(PlannerBase):
     # -- source side ------------------------------------------------------------------------------------
 
     def _scan_source(self, handled: set[str]) -> Iterator[Action]:
-        since = None if self.full else self.store.get_cursor(self.name, "source")
+        since = self._source_since
         full_scan = since is None
         cursor = since
         self._start_tail(since)
-        listing = self.source.list_changes(self.spec.source.entity, since)
-        for chunk in chunked(listing, CHUNK):
+        for chunk in self._source_listing.chunks():
             for change in chunk:
                 self._note_listed(change)
             # Listed again as the last complete run saw them: passed over before any lookup (see _plan_tail).
@@ -100,7 +112,7 @@ class SidesMixin(PlannerBase):
                     continue
                 yield from self._plan_source_record(change.record, change.modified, link)
             self._prune_tail(cursor)
-        self.scan.source_cursor = resume_point(listing, cursor)
+        self.scan.source_cursor = resume_point(self._source_listing.listing, cursor)
         self.scan.full_source = full_scan
         if full_scan:
             self._notice_disappeared_sources(handled)

@@ -56,12 +56,16 @@ class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, Delet
         if self.only_ids is not None:
             yield from map(self._stamped, self._planned_by_id())
             return  # not a complete scan: the scan stays incomplete, so no cursor moves and nothing is settled
-        self._scan_target()
-        handled: set[str] = set()
-        for action in chain(self._filter_failures(), self._scan_source(handled), self._retries(handled),
-                            self._target_only_changes(), self._targets_back_in_scope(), self._creates_back(),
-                            self._guarded_deletes()):
-            yield self._stamped(action)
+        self._open_listings()
+        try:
+            self._scan_target()
+            handled: set[str] = set()
+            for action in chain(self._filter_failures(), self._scan_source(handled), self._retries(handled),
+                                self._target_only_changes(), self._targets_back_in_scope(), self._creates_back(),
+                                self._guarded_deletes()):
+                yield self._stamped(action)
+        finally:
+            self._close_listings()
         if self.scan.full_source and not self.scan.deletes and not self.plan_only:
             self._find_retired_with_partner_gone()
         self.scan.complete = True

@@ -1,0 +1,63 @@
+"""A listing read ahead in its own thread: same chunks in the same order, errors where they happened,
+bounded memory, and a thread that ends when the reader is done."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from waiting import wait_until
+
+from mapsync.connectors.base import Change, ChangeListing
+from mapsync.sync._readahead import AHEAD, ReadAhead
+
+
+def changes(count: int, produced: list[int] | None = None, fail_at: int | None = None) -> Iterator[Change]:
+    for number in range(count):
+        if number == fail_at:
+            raise RuntimeError(f"page broke at {number}")
+        if produced is not None:
+            produced.append(number)
+        yield Change(id=str(number), modified=f"2024-01-01T00:00:{number % 60:02d}.000Z", record={"n": number})
+
+
+def test_chunks_come_in_order_and_the_listing_says_where_to_resume() -> None:
+    def produce(listing: ChangeListing) -> Iterator[Change]:
+        yield from changes(25)
+        listing.resume = "2024-01-01T00:01:00.000Z"
+
+    reader = ReadAhead(ChangeListing(produce), "test", size=10)
+    chunks = list(reader.chunks())
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    assert [c.id for chunk in chunks for c in chunk] == [str(n) for n in range(25)]
+    assert getattr(reader.listing, "resume", None) == "2024-01-01T00:01:00.000Z"
+
+
+def test_an_error_reaches_the_reader_after_the_chunks_before_it() -> None:
+    reader = ReadAhead(changes(25, fail_at=22), "test", size=10)
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="page broke at 22"):
+        for chunk in reader.chunks():
+            got.append(len(chunk))
+    assert got == [10, 10]
+
+
+def test_it_reads_no_more_than_a_few_chunks_ahead() -> None:
+    produced: list[int] = []
+    reader = ReadAhead(changes(1000, produced), "test", size=10)
+    wait_until(lambda: len(produced) >= (AHEAD + 1) * 10, 5, "the thread to fill its queue")
+    time.sleep(0.2)  # time to overrun, were it unbounded
+    assert len(produced) <= (AHEAD + 1) * 10  # the queue's chunks and the one being filled
+    reader.close()
+
+
+def test_closing_ends_the_thread_and_reading_stops() -> None:
+    produced: list[int] = []
+    reader = ReadAhead(changes(1000, produced), "test", size=10)
+    first = next(reader.chunks())
+    assert len(first) == 10
+    reader.close()
+    assert not any(t.name == "mapsync-list-test" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) < 1000
