@@ -59,3 +59,20 @@ def test_compare_runs_both_tools_to_the_same_records() -> None:
     assert "### 60 records, loaded in bulk" in report and "| 1% changed |" in report
     summary = compare.summary_rows({"sizes": {60: {"bulk": rows}}})
     assert len(summary) == 4 and summary[0].startswith("| initial sync time / hand-written client, 60 records")
+
+
+def test_make_bench_keeps_the_hand_measured_part_of_the_page(tmp_path: Path) -> None:
+    from bench.__main__ import KEPT_MARK, _kept
+
+    page = tmp_path / "performance.md"
+    page.write_text(f"# Performance\n\nold figures\n\n{KEPT_MARK}\n\n## Measured once\n\n| a | b |\n", encoding="utf-8")
+    assert _kept(page) == [KEPT_MARK, "", "", "## Measured once", "", "| a | b |"]
+    assert _kept(tmp_path / "missing.md") == [KEPT_MARK, ""]
+
+
+def test_startup_bench_reports_medians_against_bare_python() -> None:
+    from bench.startup import run
+
+    figures = run(rounds=1)
+    assert figures["validate_ms"] > figures["bare python_ms"] > 0
+    assert abs(figures["test_over_bare_ms"] - (figures["test_ms"] - figures["bare python_ms"])) < 0.2
