@@ -211,3 +211,20 @@ def test_new_settings_are_read_from_the_block() -> None:
     settings = HttpSettings.from_settings({"request_deadline": 7, "max_answer_bytes": 1000})
     assert (settings.request_deadline, settings.max_answer_bytes) == (7.0, 1000)
     assert (HttpSettings().request_deadline, HttpSettings().max_answer_bytes) == (120.0, 64 * 1024 * 1024)
+
+
+def test_the_depth_walk_finds_one_deep_record_among_many_shallow_ones() -> None:
+    from mapsync.connectors._answer import nested_deeper_than
+
+    shallow = [{"id": str(n), "address": {"line1": "x", "tags": ["a"]}, "n": n} for n in range(300)]
+    page = {"data": shallow, "next": None}  # 4 levels: page, data, record, address (tags: 5)
+    assert not nested_deeper_than(page, 5)
+    assert nested_deeper_than(page, 4)
+    deep: list[object] = []
+    inner = deep
+    for _ in range(10):
+        inner.append([])
+        inner = inner[-1]  # type: ignore[assignment]
+    page["data"] = [*shallow[:150], {"id": "deep", "payload": deep}, *shallow[150:]]
+    assert nested_deeper_than(page, 12)  # 3 levels to the record, 11 in payload
+    assert not nested_deeper_than(page, 14)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
+from itertools import chain, compress
 from typing import Any
 
 import httpx
@@ -40,8 +41,9 @@ def detached(streamed: httpx.Response, body: bytes) -> httpx.Response:
     streamed.stream = httpx.ByteStream(b"")  # the bound stream pointed back at the response: the cycle
     # The body is decoded already: the encoding and length headers no longer describe it.
     headers = streamed.headers
+    present = headers.keys()  # lower-cased; each `in headers` would decode every header again
     for name in _BODY_HEADERS:
-        if name in headers:
+        if name in present:
             del headers[name]
     # What Response.read() would store; tests/connectors/test_answer.py pins that `.content` answers it.
     streamed._content = body
@@ -100,12 +102,17 @@ def nested_deeper_than(value: Any, limit: int, text: bytes | None = None) -> boo
     """
     if text is not None and text.count(b"{") + text.count(b"[") <= limit:
         return False
-    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
+    # Level by level, each level's containers picked out by C-level iteration: a page of records is mostly
+    # scalars, and a walk calling Python code per value cost as much as parsing the page.
+    level = [value] if _is_container(type(value)) else []
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        # Only containers go on the stack: most children of a record are scalars.
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        children = list(chain.from_iterable(item.values() if type(item) is dict else item for item in level))
+        level = list(compress(children, map(_is_container, map(type, children))))
+        depth += 1
     return False
+
+
+_is_container = frozenset((dict, list)).__contains__  # parsed JSON holds exactly these two container types
