@@ -267,3 +267,21 @@ def test_paths_merge_with_base_url_as_httpx_merges_them_once_per_path(sleeps, mo
         monkeypatch.undo()
         assert seen == [plain.build_request("GET", path).url for path in paths]
     assert merges == 2  # the repeated relative path is merged once; an absolute URL never
+
+
+def test_fixed_auth_headers_are_sent_without_an_auth_flow_per_request(sleeps, monkeypatch) -> None:
+    from mapsync.connectors.auth import HeaderAuth
+
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    monkeypatch.setattr(HeaderAuth, "auth_flow", lambda *_: pytest.fail("an auth flow ran"))
+    auth = HeaderAuth({"Authorization": "Bearer T-1", "x-api-key": "K-2"})
+    with HttpClient("custompms", "https://api.example.test", headers={"x-api-key": "overridden"}, auth=auth,
+                    settings=HttpSettings(), transport=httpx.MockTransport(handle), sleep=sleeps) as client:
+        client.request("POST", "/customers", json={}, headers={"Idempotency-Key": "k"})
+    assert (seen[0].headers["Authorization"], seen[0].headers["x-api-key"]) == ("Bearer T-1", "K-2")
+    assert seen[0].headers["Idempotency-Key"] == "k"

@@ -184,3 +184,22 @@ def test_only_the_json_type_is_remembered_where_only_the_type_matters() -> None:
     assert [verdicts.passes(value) for value in (1, 2, 1.0, 1.5, True, None, "1", 3, 2.0, False)] == [
         True, True, True, False, False, True, False, True, True, False]
     assert len(verdicts._memo) == 6  # int, integral float, other float, bool, NoneType, str: not one per value
+
+
+def test_a_type_only_property_seen_before_is_judged_without_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = WriteCheck("Crafted", {"type": "object", "properties": {
+        "name": {"type": "string"}, "count": {"type": ["integer", "null"]}, "ratio": {"type": "number"}}})
+    assert check.create_problem({"name": "a", "count": 1, "ratio": 0.5}) is None
+    calls = 0
+    passes = Verdicts.passes
+
+    def counted(self: Verdicts, value: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return passes(self, value)
+
+    monkeypatch.setattr(Verdicts, "passes", counted)
+    assert check.create_problem({"name": "b", "count": 2, "ratio": 1.5}) is None
+    assert calls == 2  # the body, and the float (1.0 and 1.5 differ to `integer`); not the name or the count
+    assert check.create_problem({"name": "c", "count": "3", "ratio": 2}) == "Crafted.count: '3' is not of type " \
+        "'integer', 'null'"

@@ -88,10 +88,10 @@ class HeaderAuth(httpx.Auth):
     """Fixed headers on every request: API keys, or a bearer token that does not expire."""
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = dict(headers)
+        self.headers = dict(headers)  # HttpClient sends them as its own, with no auth flow per request
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers.update(self._headers)
+        request.headers.update(self.headers)
         yield request
 
 

@@ -40,6 +40,7 @@ from mapsync.connectors._http_errors import certificate_failure, classify_status
 from mapsync.connectors._http_settings import HTTP_SETTINGS_PROPERTIES, MAX_PAGE_SIZE, HttpSettings
 from mapsync.connectors._per_thread import PerThreadTransport
 from mapsync.connectors._ratelimit import TokenBucket, Unlimited
+from mapsync.connectors.auth import HeaderAuth
 from mapsync.errors import AuthError, ConnectorError, FieldError, TransportError
 from mapsync.observe import logs
 
@@ -110,6 +111,8 @@ class HttpClient:
         self.connection = connection
         self.settings = settings
         self._auth_hint = auth_hint
+        if isinstance(auth, HeaderAuth):  # fixed headers: the client's own, with no auth flow per request
+            headers, auth = {**headers, **auth.headers}, None
         self._auth = auth  # closed with the client: an OAuth2 auth holds its token endpoint's connections
         # Longest first, so that a secret containing another is masked whole.
         self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)

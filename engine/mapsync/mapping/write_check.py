@@ -86,11 +86,11 @@ class Verdicts:
         self.validator = validator or Draft202012Validator(schema)
         self._assembled = _assembled(schema)
         self._object = self._assembled and _admits_object(schema.get("type", "object"))
-        self._required: tuple[str, ...] = tuple(schema.get("required", ())) if self._assembled else ()
+        self._required = frozenset(schema.get("required", ())) if self._assembled else frozenset()
         self._closed = self._assembled and schema.get("additionalProperties") is False
         self._properties = ({name: Verdicts(sub) for name, sub in schema.get("properties", {}).items()}
                             if self._assembled else {})
-        self._memo: dict[Hashable, bool] = {}
+        self._memo: dict[object, bool] = {}  # by class or JSON type (_json_type), or by value (_frozen)
 
     def passes(self, value: Any) -> bool:
         if self._object and type(value) is dict:
@@ -107,14 +107,19 @@ class Verdicts:
         return verdict
 
     def _object_passes(self, value: dict[str, Any]) -> bool:
-        if any(name not in value for name in self._required):
+        if not value.keys() >= self._required:
             return False
+        properties = self._properties
         for name, item in value.items():
-            verdicts = self._properties.get(name)
+            verdicts = properties.get(name)
             if verdicts is None:
                 if self._closed:
                     return False
-            elif not verdicts.passes(item):
+                continue
+            # A verdict kept by the value's class (a type-only schema, see _json_type), read without a call:
+            # the check runs once per property of every body written.
+            verdict = verdicts._memo.get(type(item))
+            if not (verdicts.passes(item) if verdict is None else verdict):
                 return False
         return True
 
@@ -147,12 +152,13 @@ def _mentions_reference(node: Any) -> bool:
 _JSON_CLASSES = frozenset({str, int, bool, type(None), list, dict})
 
 
-def _json_type(value: Any) -> Hashable | None:
-    """What `type` sees of a value: its class, and of a float whether it is integral (1.0 is an integer)."""
+def _json_type(value: Any) -> object | None:
+    """What `type` sees of a value: its class, and of a float whether it is integral (1.0 is an integer).
+    A class is never a key of a per-value memo (see _frozen), so _object_passes may look one up in any."""
     kind = type(value)
     if kind is float:
         return ("float", value.is_integer())
-    return kind.__name__ if kind in _JSON_CLASSES else None
+    return kind if kind in _JSON_CLASSES else None
 
 
 def _frozen(value: Any, budget: int) -> Hashable | None:

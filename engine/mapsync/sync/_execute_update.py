@@ -35,11 +35,14 @@ class Updates(UsesContext):
     def __init__(self, ctx: DataflowContext) -> None:
         self.ctx = ctx
         self._partly_mapped = partly_mapped_objects(ctx.mapper.rows, ctx.spec.target_schema)
+        # Each side's token reader and entity, looked up once: a create asks for two tokens.
+        self._tokens = {side: (getattr(connector, "version_of", None), entity)
+                        for side, (connector, entity) in (("source", self._side("source")),
+                                                          ("target", self._side("target")))}
 
     def token(self, side: str, record: Record | None) -> Token:
         """The record's concurrency token, when the side's connector names one (a plugin may not)."""
-        connector, entity = self._side(side)
-        version_of = getattr(connector, "version_of", None)
+        version_of, entity = self._tokens[side]
         if not record or not callable(version_of):
             return None
         token = version_of(entity, record)
