@@ -77,9 +77,9 @@ class Reader:
                 served_at = server_time(response)
             body = self.http.json(response)
             records = self._records(entity, body, response)
-            changes = [self._change(entity, record) for record in records]
-            keys: list[Key] = [(change.id, parse_timestamp(str(record[entity.modified])))
-                               for change, record in zip(changes, records, strict=True)]
+            seen = [self._change(entity, record) for record in records]
+            changes = [change for change, _ in seen]
+            keys: list[Key] = [(change.id, moment) for change, moment in seen]
             for _, moment in keys:
                 latest = moment if latest is None or moment > latest else latest
             for index in pager.accept(body, response, keys):
@@ -143,19 +143,20 @@ class Reader:
                               method="GET", path=entity.listing.path, status=response.status_code)
         return [without_annotations(record, self.definition.annotations) for record in records]
 
-    def _change(self, entity: EntityDefinition, record: Record) -> Change:
+    def _change(self, entity: EntityDefinition, record: Record) -> tuple[Change, datetime]:
+        """The record as a change, and its change time (for the pager), parsed once."""
         key, modified = entity.info.key, entity.modified
         try:
             record_id = record[key]
             if not isinstance(record_id, str | int) or isinstance(record_id, bool):
                 raise ValueError(f"{key} is {type(record_id).__name__}")
-            moment = utc_z(parse_timestamp(str(record[modified])))
+            moment = parse_timestamp(str(record[modified]))
         except (KeyError, ValueError) as exc:
             raise PagingError(f"malformed record in page: needs {key} and an ISO 8601 {modified} ({exc})",
                               connection=self.name, method="GET", path=entity.listing.path) from exc
         if entity.listing.deleted and search(entity.listing.deleted, record):
-            return Change(id=str(record_id), modified=moment, record=None, deleted=True)
-        return Change(id=str(record_id), modified=moment, record=record)
+            return Change(id=str(record_id), modified=utc_z(moment), record=None, deleted=True), moment
+        return Change(id=str(record_id), modified=utc_z(moment), record=record), moment
 
     # -- one record -----------------------------------------------------------------------------
 
