@@ -336,12 +336,18 @@ def summary_rows(results: dict[str, Any]) -> list[str]:
             initial, worst = steps[0], max(steps[1:], key=lambda row: _ratio(row, "seconds"))
             time_ratio, cpu_ratio, rerun_ratio = (_ratio(initial, "seconds"), _ratio(initial, "cpu"),
                                                   _ratio(worst, "seconds"))
+            # The first rerun reads mapsync's own writes back (see "Where the time goes"); the ones after it
+            # read what changed, as the client does.
+            later = max(steps[2:], key=lambda row: _ratio(row, "seconds"))
+            later_ratio = _ratio(later, "seconds")
             unbounded = [r["step"] for r in steps if r["mapsync"]["methods"].get("GET", 0) > r["mapsync"]["get_bound"]]
             versus = "/ hand-written client"
             figures = (
                 (f"initial sync time {versus}", f"{time_ratio:.3f}", "<= 1.0", time_ratio <= 1.0),
                 (f"initial sync CPU {versus}", f"{cpu_ratio:.3f}", "<= 1.1", cpu_ratio <= 1.1),
                 (f"slowest rerun time {versus}", f"{rerun_ratio:.3f} ({worst['step']})", "<= 1.5", rerun_ratio <= 1.5),
+                (f"slowest rerun after the read-back of mapsync's own writes, time {versus}",
+                 f"{later_ratio:.3f} ({later['step']})", "<= 1.5", later_ratio <= 1.5),
                 ("mapsync runs whose GETs exceed the listing pages", ", ".join(unbounded) or "none", "none",
                  not unbounded),
             )
