@@ -47,9 +47,12 @@ def clock() -> ServerClock:
 
 @pytest.fixture
 def hb(make_harness: Callable[..., Harness], sqlite_url: str, clock: ServerClock) -> Harness:
+    return bulk_loaded(make_harness(sqlite_url, seed=None), clock)
+
+
+def bulk_loaded(h: Harness, clock: ServerClock) -> Harness:
     """The reference seed, loaded into Tidsbanken in bulk: every change time within the minute before
     2025-01-01, and the server's clock five seconds after it."""
-    h = make_harness(sqlite_url, seed=None)
     h.sb.tidsbanken.clock = clock
     data = generate(SEED, 1)
     rng = random.Random(3)
@@ -267,3 +270,14 @@ def test_without_a_date_header_the_whole_window_is_listed_again(hb: Harness, clo
     assert hb.apply().exit_code == 0
     assert listed["Kunde"] == SEED.kunder
     assert sum(costs.projected.values()) == 0
+
+
+def test_over_sockets_the_servers_date_header_moves_the_resume_point(
+        make_harness: Callable[..., Harness], sqlite_url: str, clock: ServerClock, listed: Counter[str]) -> None:
+    """The same rule through a real HTTP server, whose `Date` header comes from the clock it stamps with."""
+    h = bulk_loaded(make_harness(sqlite_url, seed=None, socket=True), clock)
+    clock.now = BULK_END + timedelta(minutes=2)
+    assert h.apply().exit_code == 0
+    listed.clear()
+    assert h.apply().exit_code == 0
+    assert listed["Kunde"] <= 1 and listed["Prosjekt"] <= 1  # at most the record at the cursor's own instant
