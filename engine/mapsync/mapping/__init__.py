@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from mapsync import _lazy
 
 if typing.TYPE_CHECKING:
     from mapsync.mapping.mapper import DictLinks, LinkLookup, Mapper, UnresolvedReference
@@ -11,10 +12,5 @@ if typing.TYPE_CHECKING:
 __all__ = ["DictLinks", "LinkLookup", "Mapper", "UnresolvedReference"]
 
 
-def __getattr__(name: str) -> typing.Any:
-    # The mapper is imported on first use (PEP 562): `mapsync validate` needs only paths, types and functions.
-    if name in __all__:
-        value = getattr(importlib.import_module("mapsync.mapping.mapper"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The mapper is imported on first use (PEP 562): `mapsync validate` needs only paths, types and functions.
+__getattr__ = _lazy.lazy_exports(__name__, dict.fromkeys(__all__, "mapsync.mapping.mapper"), globals())

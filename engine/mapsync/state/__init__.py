@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-import importlib
 import typing
 from collections.abc import Callable
 
+from mapsync import _lazy
 from mapsync.errors import SpecError
 
 if typing.TYPE_CHECKING:
@@ -20,13 +20,8 @@ if typing.TYPE_CHECKING:
 _BASE = ("Conflict", "DeadLetter", "Link", "PendingCreate", "RunLock", "StateStore", "Values")
 
 
-def __getattr__(name: str) -> typing.Any:
-    # Imported on first use (PEP 562): `mapsync validate` reads only STORES, to check the `state:` scheme.
-    if name in _BASE:
-        value = getattr(importlib.import_module("mapsync.state.base"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Imported on first use (PEP 562): `mapsync validate` reads only STORES, to check the `state:` scheme.
+__getattr__ = _lazy.lazy_exports(__name__, dict.fromkeys(_BASE, "mapsync.state.base"), globals())
 
 
 def _open_sqlite(url: str) -> StateStore:
