@@ -217,10 +217,10 @@ def _run_tool(tool: str, folder: Path) -> dict[str, Any]:
 # -- the comparison --------------------------------------------------------------------------------------
 
 
-def _prepare(folders: dict[str, Path], envs: dict[str, dict[str, str]]) -> None:
+def _prepare(folders: dict[str, Path], envs: dict[str, dict[str, str]], state: str | None) -> None:
     folders["client"].mkdir()
     (folders["client"] / "client.json").write_text(json.dumps(envs["client"]))
-    _workspace(folders["mapsync"], envs["mapsync"], CONCURRENCY)
+    _workspace(folders["mapsync"], envs["mapsync"], CONCURRENCY, state)
 
 
 def _step(tool: str, folder: Path, pipe: Connection) -> dict[str, Any]:
@@ -232,7 +232,8 @@ def _step(tool: str, folder: Path, pipe: Connection) -> dict[str, Any]:
     return result | counts
 
 
-def run_condition(records: int, condition: str, latency: float = LATENCY) -> list[dict[str, Any]]:
+def run_condition(records: int, condition: str, latency: float = LATENCY, state: str | None = None
+                  ) -> list[dict[str, Any]]:
     """The five steps of one condition; per step both tools' figures and whether they hold the same records."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
@@ -243,7 +244,7 @@ def run_condition(records: int, condition: str, latency: float = LATENCY) -> lis
         envs = parent.recv()
         with tempfile.TemporaryDirectory(prefix="mapsync-compare-") as tmp:
             folders = {tool: Path(tmp) / tool for tool in TOOLS}
-            _prepare(folders, envs)
+            _prepare(folders, envs, state)
             for number, (name, share) in enumerate(STEPS):
                 changed = 0
                 if share:
@@ -270,12 +271,30 @@ def _progress(row: dict[str, Any]) -> str:
     return " ".join(f"{tool} {row[tool]['seconds']:.2f} s" for tool in TOOLS) + f" same={row['same_records']}"
 
 
-def run(sizes: tuple[int, ...] = (10_000,), conditions: tuple[str, ...] = CONDITIONS) -> dict[str, Any]:
+def run(sizes: tuple[int, ...] = (10_000,), conditions: tuple[str, ...] = CONDITIONS, postgres: str | None = None
+        ) -> dict[str, Any]:
+    """Both tools at each size and condition; mapsync's state in SQLite, or in a fresh schema of the
+    PostgreSQL server `postgres` names (the client keeps its SQLite file of id pairs either way)."""
     results: dict[str, Any] = {"sizes": {}}
     for records in sizes:
-        results["sizes"][records] = {condition: run_condition(records, condition) for condition in conditions}
+        results["sizes"][records] = {condition: _with_state(records, condition, postgres) for condition in conditions}
     results["machine"] = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end of the run"
     return results
+
+
+def _with_state(records: int, condition: str, postgres: str | None) -> list[dict[str, Any]]:
+    if postgres is None:
+        return run_condition(records, condition)
+    import uuid
+
+    import psycopg
+
+    schema = f"compare_{uuid.uuid4().hex[:12]}"
+    try:
+        return run_condition(records, condition, state=f"{postgres}?schema={schema}")
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 # -- the report ------------------------------------------------------------------------------------------
@@ -405,6 +424,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000], help="records per run (default 10000)")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
+    parser.add_argument("--postgres", metavar="URL", help="mapsync's state in PostgreSQL at URL, e.g. "
+                        "postgresql://127.0.0.1:5432/test (a schema of its own, dropped after)")
     parser.add_argument("--profile", type=int, metavar="RECORDS", help="profile an initial sync instead")
     parser.add_argument("--tool", choices=TOOLS, default="mapsync", help="the tool --profile profiles")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "FOLDER"), help=argparse.SUPPRESS)
@@ -417,7 +438,7 @@ def main(argv: list[str]) -> int:
 
         profile(args.profile, args.tool)
         return 0
-    print("\n".join(markdown(run(tuple(args.sizes), tuple(args.conditions)))))
+    print("\n".join(markdown(run(tuple(args.sizes), tuple(args.conditions), args.postgres))))
     return 0
 
 
