@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from sync_harness import Harness
 from waiting import wait_until
 
 from mapsync.connectors.base import Change, ChangeListing
+from mapsync.sandbox import Faults
 from mapsync.sync._readahead import AHEAD, ReadAhead
 
 
@@ -61,3 +63,15 @@ def test_closing_ends_the_thread_and_reading_stops() -> None:
     reader.close()
     assert not any(t.name == "mapsync-list-test" and t.is_alive() for t in threading.enumerate())
     assert len(produced) < 1000
+
+
+def test_a_dataflow_that_stops_leaves_no_listing_thread_behind(make_harness: Callable[..., Harness],
+                                                                sqlite_url: str) -> None:
+    """The target listing fails (an answer nested too deeply) while the source listing is read ahead: the
+    dataflow stops, and the source listing's thread has ended by the time the run returns."""
+    h = make_harness(sqlite_url)
+    h.sb.custompms.faults = Faults(rate_deep_json=1.0, deep_json_depth=200, paths=("/api/v1/customers",))
+    run = h.apply()
+    assert run.exit_code != 0
+    assert "nested too deeply" in run.output
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("mapsync-list-") and t.is_alive()]

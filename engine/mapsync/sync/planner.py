@@ -19,7 +19,7 @@ state of `_plan_base.PlannerBase`:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import replace
 from itertools import chain
 
@@ -40,7 +40,7 @@ class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, Delet
                       TailMixin):
     """Plans one dataflow: `actions()` streams its actions, `settle()` follows a complete apply."""
 
-    def actions(self) -> Iterator[Action]:
+    def actions(self) -> Generator[Action, None, None]:
         # Records queued last time (failed, waiting, relinked or resolved by hand, cut short by a crash):
         # read again by id, and never judged unchanged on the link's word alone.
         self._pending = {(p.side, p.record_id): p.idempotency_key for p in self.store.iter_pending(self.name)}

@@ -255,6 +255,8 @@ class SyncRun:
             result.aborted = True
             result.errors.append(f"{spec.name}: stopped: {exc}")
             return
+        finally:
+            actions.close()  # a plan cut short stops reading its listings ahead now, not when collected
         if planner.scan.complete:
             with self.store.transaction():  # the dataflow's last writes, fenced like every other
                 lock.check()
