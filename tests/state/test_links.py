@@ -131,3 +131,13 @@ def test_put_links_writes_a_batch_and_keeps_targets_unique(store: StateStore) ->
     with pytest.raises(StateError, match="already"):
         store.put_links([Link("kunde", "S-new", "T5")])
     assert store.link_by_source("kunde", "S-new") is None
+
+
+def test_linked_source_ids_and_target_markers_read_no_values(store: StateStore) -> None:
+    links = [Link("d", f"S{n:04d}", f"T{n:04d}", {"name": f"n{n}"}, {"name": f"n{n}"}, f"s{n}",
+                  f"2026-11-26T10:00:{n % 60:02d}.000Z", target_token=n) for n in range(1205)]
+    store.put_links([*links, Link("other", "S0001", "X1", target_version="elsewhere")])
+    assert list(store.iter_linked_source_ids("d")) == [link.source_id for link in links]  # past a page
+    markers = store.target_markers("d", ["T0003", "T1204", "X1", "missing"])
+    # The marker alone, without the concurrency token kept beside it; none for another dataflow's target.
+    assert markers == {"T0003": "2026-11-26T10:00:03.000Z", "T1204": "2026-11-26T10:00:04.000Z"}

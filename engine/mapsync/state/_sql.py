@@ -253,6 +253,12 @@ class SqlStore(HistoryMixin, CompactLinksMixin, TailsMixin, ScheduleMixin, ABC):
         return keyset_pages(self._query, "links", LINK_COLUMNS, LINK_KEY,
                             filters={"dataflow": dataflow, "state": state}, convert=self._row_to_link)
 
+    def iter_linked_source_ids(self, dataflow: str) -> Iterator[str]:
+        """The source id of every link of `dataflow`, without its values: what a full scan compares with the
+        records it listed."""
+        return keyset_pages(self._query, "links", LINK_KEY, LINK_KEY, filters={"dataflow": dataflow},
+                            convert=lambda row: str(row[1]))
+
     def count_links(self, dataflow: str) -> int:
         rows = self._query("SELECT COUNT(*) FROM links WHERE dataflow = ?", (dataflow,))
         return int(rows[0][0])

@@ -125,8 +125,9 @@ class SidesMixin(PlannerBase):
                 self.links.prefetch(row.dataflow, ids)
 
     def _notice_disappeared_sources(self, seen: set[str]) -> None:
-        for link in self.store.iter_links(self.name):
-            if link.source_id not in seen:
+        gone = [source_id for source_id in self.store.iter_linked_source_ids(self.name) if source_id not in seen]
+        for chunk in chunked(gone, CHUNK):  # whole links only for the few that disappeared
+            for link in self.store.get_links(self.name, source_ids=chunk):
                 self._source_gone(link)
 
     def _source_gone(self, link: Link) -> None:
