@@ -157,3 +157,18 @@ def test_a_patch_reads_first_only_for_the_version_it_must_match(connect) -> None
                         concurrency={"version": "rev", "header": "If-Match"})
     crm.update("Contact", "c1", {"name": "New"}, current={})
     assert [r.method for r in seen] == ["GET", "PATCH"] and seen[1].headers["If-Match"] == "1"
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("Thu, 26 Nov 2026 13:16:58 GMT", "2026-11-26T13:16:58+00:00"),
+    ("Thursday, 26-Nov-26 13:16:58 GMT", "2026-11-26T13:16:58+00:00"),  # the obsolete RFC 850 form
+    ("not a date", None),
+    ("", None),
+    ("Thu, 26 Nov 2026 13:16:58 -0000", None),  # no zone to trust: as good as none
+])
+def test_the_servers_clock_is_read_from_its_date_header(header: str, expected: str | None) -> None:
+    from mapsync.connectors.declarative.reading import server_time
+
+    response = httpx.Response(200, headers={"Date": header} if header else {})
+    moment = server_time(response)
+    assert (moment.isoformat() if moment else None) == expected
