@@ -83,4 +83,6 @@ class DataflowPlanner(SidesMixin, RecordMixin, MatchingMixin, RelinkMixin, Delet
         if action.kind == ActionKind.CREATE:
             other_id = action.source_id if action.side == "target" else action.target_id
             key = self._pending.get((action.side, other_id or ""))
+        if queued == action.queued and key == action.idempotency_key:
+            return action  # as planned (the initial sync's creates): no copy of the action
         return replace(action, queued=queued, idempotency_key=key)
