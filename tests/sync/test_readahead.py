@@ -75,3 +75,22 @@ def test_a_dataflow_that_stops_leaves_no_listing_thread_behind(make_harness: Cal
     assert run.exit_code != 0
     assert "nested too deeply" in run.output
     assert not [t.name for t in threading.enumerate() if t.name.startswith("mapsync-list-") and t.is_alive()]
+
+
+def test_closing_does_not_wait_long_for_a_request_that_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mapsync.sync import _readahead
+
+    monkeypatch.setattr(_readahead, "JOIN_GRACE", 0.2)
+    release = threading.Event()
+
+    def hanging() -> Iterator[Change]:
+        yield from changes(10)
+        release.wait(10)  # the next page's request, on a network that does not answer
+        yield from changes(5)
+
+    reader = ReadAhead(hanging(), "hang", size=10)
+    assert len(next(reader.chunks())) == 10
+    started = time.monotonic()
+    reader.close()
+    assert time.monotonic() - started < 5
+    release.set()

@@ -19,6 +19,7 @@ from mapsync.sync.scan import CHUNK, chunked
 
 AHEAD = 2  # chunks read ahead per listing
 _POLL = 0.1  # seconds between checks whether the reader has gone, while the queue is full
+JOIN_GRACE = 5.0  # seconds close() waits for a request under way
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,12 @@ class ReadAhead:
 
     def close(self) -> None:
         """Stop reading ahead (the reader is done, or gone), once the request under way has been answered:
-        the connector may be closed next, and must not be while the thread still uses it."""
+        the connector may be closed next, and should not be while the thread still uses it. A request hung
+        on a dead network is not waited for beyond JOIN_GRACE: the run stops anyway, and the thread ends
+        when that request fails."""
         self._closed.set()
         if self._thread is not threading.current_thread():
-            self._thread.join()
+            self._thread.join(JOIN_GRACE)
 
     def _produce(self) -> None:
         try:
