@@ -22,6 +22,8 @@ EXPRESSIONS = [
     "a == `true`", "a != b", "a > `2`", "a < b", "a >= 'm'", "length(a)", "to_string(a)", "join(',', a)",
     "a[0]", "a[-1]", "@", "a | b", "abs(a)", "not_null(a, b)", "a.b.c", "`null`", "'text'", "lower('ABC')",
     "lower(`5`)", "type(a)", "starts_with(a, 'x')", "contains(a, b)", "!(a == b)", "a == b && !c",
+    # field == a literal true, false, null or string: one lookup (1 and 0 are still not true and false)
+    "a == `false`", "a == `null`", "a == 'x'", "a == ''", "b == `true`", "a == `\"x\"`", "a == `[]`",
 ]
 
 VALUES: list[Any] = [None, "", " Mixed Case ", "0150", "a b c", "x", "NO 974 760 673", 0, 1, 2, 4.0, 2.5, True,

@@ -183,6 +183,21 @@ _ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
     "lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
 
 
+def _field_is_literal(node: Node) -> Compiled | None:
+    """`field == literal` for a literal true, false, null or string (a tombstone test, `kind == 'customer'`):
+    one dict lookup. JMESPath equality with these is Python's on the same value, except that 1 and 0 are not
+    true and false: compared by identity for those three."""
+    first, second = node["children"]
+    if first.get("type") != "field" or second.get("type") != "literal":
+        return None
+    name, literal = first["value"], second["value"]
+    if literal is None or isinstance(literal, bool):
+        return lambda value: (value.get(name) if isinstance(value, dict) else None) is literal
+    if isinstance(literal, str):
+        return lambda value: isinstance(value, dict) and value.get(name) == literal
+    return None
+
+
 def _comparator(node: Node) -> Compiled | None:
     sides = _children(node)
     if sides is None:
@@ -190,7 +205,7 @@ def _comparator(node: Node) -> Compiled | None:
     left, right = sides
     kind = node["value"]
     if kind == "eq":
-        return lambda value: _equals(left(value), right(value))
+        return _field_is_literal(node) or (lambda value: _equals(left(value), right(value)))
     if kind == "ne":
         return lambda value: not _equals(left(value), right(value))
     order = _ORDERINGS[kind]

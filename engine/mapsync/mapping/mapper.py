@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -331,7 +332,11 @@ class Mapper:
 
     def owns_target(self, record: Mapping[str, Any]) -> bool:
         """Whether a target record belongs to this dataflow: it carries every constant (e.g. kind)."""
-        return all(get_path(record, split(k)) == v for k, v in self.spec.constants.items())
+        return all(get_path(record, parts) == value for parts, value in self._constant_paths)
+
+    @cached_property
+    def _constant_paths(self) -> list[tuple[tuple[str, ...], Any]]:
+        return [(split(path), value) for path, value in self.spec.constants.items()]
 
 
 # Row types whose canonical converter returns a non-empty value of exactly this type unchanged.

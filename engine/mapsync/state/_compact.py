@@ -152,6 +152,11 @@ def pack_version(marker: str | None, token: Token) -> str | None:
     return f"{marker or ''}{TOKEN_MARK}{encode_json(token)}"
 
 
+def marker_of(text: str | None) -> str | None:
+    """The change marker of a column written by pack_version, its token left unread."""
+    return None if text is None else (text.partition(TOKEN_MARK)[0] or None)
+
+
 def unpack_version(text: str | None) -> tuple[str | None, Token]:
     """The change marker and concurrency token of a column written by pack_version (or before tokens were kept).
     A token that cannot be read is dropped: the update then reads the record first, as it did without one."""

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mapsync.errors import StateError
-from mapsync.state._compact import CompactLinksMixin, unpack_version
+from mapsync.state._compact import CompactLinksMixin, marker_of
 from mapsync.state._history import HistoryMixin
 from mapsync.state._lock import FencedLock, LockProbe, UniqueViolation
 from mapsync.state._migrations import (
@@ -229,7 +229,7 @@ class SqlStore(HistoryMixin, CompactLinksMixin, TailsMixin, ScheduleMixin, ABC):
         """The target change marker each linked target record had at its last sync, by target id: what a
         listing needs to pass over a record unchanged since (or mapsync's own write), without its values."""
         rows = self._rows_where_in(SELECT_TARGET_MARKERS, dataflow, "target_id", target_ids)
-        return {target_id: unpack_version(version)[0] for target_id, version in rows}
+        return {target_id: marker_of(version) for target_id, version in rows}
 
     def _links_where_in(self, dataflow: str, column: str, ids: Iterable[str]) -> Iterator[Link]:
         return map(self._row_to_link, self._rows_where_in(SELECT_LINKS, dataflow, column, ids))
