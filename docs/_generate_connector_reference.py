@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mapsync.spec.schema_markdown import allowed_of, cell, code, load_schema, write_or_check
+from mapsync.spec.schema_markdown import allowed_of, cell, code, load_schema, type_of, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schemas" / "connector.schema.json"
@@ -148,8 +148,8 @@ class Page:
                 title = "An entity (`entities.<name>`)" if def_name == "entity" else f"`{path}.<name>`"
                 inner = "" if def_name == "entity" else f"{path}.<name>"
                 return f"object: name -> [{def_name or 'object'}]" + self.section(title, inner, value, 2)
-            return f"object: name -> {simple_type(value)}"
-        return simple_type(node)
+            return f"object: name -> {type_of(value)}"
+        return type_of(node)
 
     def _kinds(self, title: str, path: str, node: dict[str, Any], level: int) -> str:
         """The if/then branches of an object (the auth kinds): one line each, and a section each."""
@@ -163,23 +163,6 @@ class Page:
             link = self.section(f"{title} with {words}", path, branch, min(level + 1, 3))
             lines.append(f"- {words}: [its keys]{link}\n")
         return "".join(lines)
-
-
-def simple_type(prop: dict[str, Any]) -> str:
-    kind = prop.get("type")
-    if kind is None and "enum" in prop:
-        kinds = sorted({type(v).__name__ for v in prop["enum"]})
-        return "string" if kinds == ["str"] else " or ".join(kinds)
-    if kind is None and "const" in prop:
-        return "string" if isinstance(prop["const"], str) else type(prop["const"]).__name__
-    if isinstance(kind, list):
-        return " or ".join(kind)
-    if kind == "array":
-        items = prop.get("items", {})
-        return f"list of {simple_type(items)}" if items else "list"
-    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-        return f"object: name -> {simple_type(prop['additionalProperties'])}"
-    return str(kind or "any")
 
 
 

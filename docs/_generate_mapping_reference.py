@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mapsync.mapping.functions import functions_reference
-from mapsync.spec.schema_markdown import allowed_of, cell, code, load_schema, write_or_check
+from mapsync.spec.schema_markdown import allowed_of, cell, code, load_schema, type_of, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schemas" / "mapping.schema.json"
@@ -65,24 +65,6 @@ GUIDE = (ROOT / "docs" / "_mapping_reference_guide.md").read_text(encoding="utf-
 
 
 
-
-
-def type_of(prop: dict[str, Any]) -> str:
-    """A short human type: string, number, list of rows, object of name -> string, ..."""
-    if "$ref" in prop:
-        return f"object ({prop['$ref'].rsplit('/', 1)[-1]})"
-    kind = prop.get("type")
-    if kind is None and "enum" in prop:
-        kinds = sorted({type(v).__name__ for v in prop["enum"]})
-        return "string" if kinds == ["str"] else " or ".join(kinds)
-    if isinstance(kind, list):
-        return " or ".join(kind)
-    if kind == "array":
-        items = prop.get("items", {})
-        return f"list of {type_of(items)}" if items else "list"
-    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-        return f"object: name -> {type_of(prop['additionalProperties'])}"
-    return str(kind or "any")
 
 
 

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "docs" / "_generate_connector_reference.py"
+from doc_scripts import ROOT, load_script
+
 PAGE = ROOT / "docs" / "connector-reference.md"
 SCHEMA = ROOT / "schemas" / "connector.schema.json"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_connector_reference", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("_generate_connector_reference")
 
 
 def _schema() -> dict[str, Any]:

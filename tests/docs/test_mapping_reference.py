@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "docs" / "_generate_mapping_reference.py"
+from doc_scripts import ROOT, load_script
+
 PAGE = ROOT / "docs" / "mapping-reference.md"
 SCHEMA = ROOT / "schemas" / "mapping.schema.json"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_mapping_reference", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("_generate_mapping_reference")
 
 
 def test_committed_page_equals_the_generated_one() -> None:

@@ -294,8 +294,7 @@ where a number was expected) fails that record, in `plan`, `apply` and `mapsync 
 the row's file:line, the expression and the record:
 
 ```console
-$ mapsync plan
-...
+$ mapsync plan --dataflow kunde-customer
 kunde-customer: Tidsbanken Kunde -> Custompms Customer
   x fail Kunde K1042 "Fjordbygg AS"
       cannot map it: mappings/kunde-customer.yaml:28: cannot evaluate 'lower(Epost)' on Kunde record 'K1042': lower() cannot take an array there (it takes string or number or null)

@@ -23,6 +23,29 @@ def cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def type_of(prop: dict[str, Any]) -> str:
+    """A short human type: string, number, list of string, object: name -> string, object (a definition)."""
+    if "$ref" in prop:
+        return f"object ({prop['$ref'].rsplit('/', 1)[-1]})"
+    kind = prop.get("type")
+    if kind is None and ("enum" in prop or "const" in prop):
+        return _type_of_values(prop["enum"] if "enum" in prop else [prop["const"]])
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    if kind == "array":
+        items = prop.get("items", {})
+        return f"list of {type_of(items)}" if items else "list"
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return f"object: name -> {type_of(prop['additionalProperties'])}"
+    return str(kind or "any")
+
+
+def _type_of_values(values: list[Any]) -> str:
+    """The type an enum or const without a `type` implies: its values' Python types, strings as "string"."""
+    kinds = sorted({type(value).__name__ for value in values})
+    return "string" if kinds == ["str"] else " or ".join(kinds)
+
+
 def allowed_of(prop: dict[str, Any]) -> str:
     """Allowed values and limits, from enum, const, pattern, minimum/maximum, lengths and counts."""
     parts: list[str] = []
